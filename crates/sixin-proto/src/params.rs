@@ -1,0 +1,128 @@
+//! Request parameters: literal field names like `msg[content]`, gathered from the query string
+//! and the body, and the number formats clients send.
+
+/// The parameters of one request, in arrival order (query first, then body).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn new() -> Self {
+        Params(Vec::new())
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` text (a query string or a form body).
+    /// Bracketed names stay literal; names are trimmed because some published examples send
+    /// `msg[receiver_type] =1`.
+    pub fn parse_urlencoded(input: &[u8]) -> Result<Params, serde_urlencoded::de::Error> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(input)?;
+        let mut p = Params::new();
+        p.extend(pairs);
+        Ok(p)
+    }
+
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key: String = key.into();
+        self.0.push((key.trim().to_string(), value.into()));
+    }
+
+    pub fn extend(&mut self, pairs: impl IntoIterator<Item = (String, String)>) {
+        for (k, v) in pairs {
+            self.push(k, v);
+        }
+    }
+
+    /// The value of `key`; when a name repeats, the last one wins (so the body overrides the
+    /// query string).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, treating an empty (or blank) value as absent.
+    pub fn get_nonempty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The first of `keys` that is present and non-empty.
+    pub fn first_of(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.get_nonempty(k))
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+/// Parses an unsigned id: decimal digits only (surrounding blanks allowed), any width that fits
+/// in a u64. Signs, fractions and exponents are refused.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// A signed integer in decimal (used for flags and small enums).
+pub fn parse_i64(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// A comma-separated list of ids (`uids=1,2,3`); blanks between commas are skipped.
+pub fn parse_id_list(s: &str) -> Option<Vec<u64>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(parse_u64)
+        .collect()
+}
+
+/// `msg[timestamp]` is documented in seconds but some clients send milliseconds; values past
+/// the year 5138 in seconds are read as milliseconds.
+pub fn client_timestamp_secs(v: u64) -> u64 {
+    if v >= 100_000_000_000 {
+        v / 1000
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_bracket_names_and_last_wins() {
+        let mut p = Params::parse_urlencoded(b"msg%5Bcontent%5D=%7B%22content%22%3A%22hi%22%7D&msg[receiver_type]+=1&a=1").unwrap();
+        p.extend([("a".to_string(), "2".to_string())]);
+        assert_eq!(p.get("msg[content]"), Some("{\"content\":\"hi\"}"));
+        assert_eq!(p.get("msg[receiver_type]"), Some("1"));
+        assert_eq!(p.get("a"), Some("2"));
+        assert_eq!(p.get("b"), None);
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_u64("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64("18446744073709551616"), None);
+        assert_eq!(parse_u64(" 007 "), Some(7));
+        assert_eq!(parse_u64("+7"), None);
+        assert_eq!(parse_u64("-7"), None);
+        assert_eq!(parse_u64("1e3"), None);
+        assert_eq!(parse_u64(""), None);
+        assert_eq!(parse_i64("-3"), Some(-3));
+        assert_eq!(parse_i64("-"), None);
+        assert_eq!(parse_id_list("1, 2,,3"), Some(vec![1, 2, 3]));
+        assert_eq!(parse_id_list("1,x"), None);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(client_timestamp_secs(1626181379), 1626181379);
+        assert_eq!(client_timestamp_secs(1626181379123), 1626181379);
+    }
+}
