@@ -1,1 +1,156 @@
-fn main(){}
+//! `sixin`: the server and its operator commands in one binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sixin_server::config::redact_url;
+use sixin_server::domain::NewUserRequest;
+use sixin_server::Config;
+
+#[derive(Parser)]
+#[command(name = "sixin", version, about = "A Bilibili-compatible private-message server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// `sqlite://PATH` or `postgres://...` (default: the config's, `sqlite://./sixin-data/sixin.db`).
+    #[arg(long)]
+    database: Option<String>,
+    /// A TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut c = Config::load(self.config.as_deref()).context("loading the configuration")?;
+        if let Some(db) = &self.database {
+            c.database = db.clone();
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Seed a small demo world into an empty database and print its logins.
+    #[arg(long)]
+    demo: bool,
+    /// Let the admin API set and advance the clock.
+    #[arg(long)]
+    test_mode: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print a login for it as JSON.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        mid: Option<u64>,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print a fresh login for an existing user as JSON.
+    Login {
+        #[arg(long)]
+        mid: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the documented default configuration file.
+    PrintDefault,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIXIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User(UserCommand::Add { name, mid, password, db }) => {
+            let svc = sixin_server::build(db.load()?).await?;
+            let login = svc
+                .create_user(NewUserRequest { mid, name, password, ..Default::default() })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&login)?);
+            Ok(())
+        }
+        Command::User(UserCommand::Login { mid, db }) => {
+            let svc = sixin_server::build(db.load()?).await?;
+            let login = svc.create_login(mid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&login)?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{}", Config::default_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.db.load()?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    config.test_mode |= args.test_mode;
+    let listen = config.listen.clone();
+    let database = redact_url(&config.database);
+    let svc = sixin_server::build(config).await?;
+    if args.demo {
+        let logins = sixin_server::demo::seed(&svc).await?;
+        println!("# demo logins (password for all: {})", sixin_server::demo::DEMO_PASSWORD);
+        for l in logins {
+            println!("{}", serde_json::to_string(&l)?);
+        }
+    }
+    let running = sixin_server::start_with(svc, &listen).await?;
+    tracing::info!(addr = %running.addr, %database, "sixin is serving");
+    println!("# sixin listening on http://{}", running.addr);
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r?;
+            tracing::info!("shutting down");
+            running.stop().await
+        }
+    }
+}

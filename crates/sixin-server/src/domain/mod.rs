@@ -1,0 +1,126 @@
+//! The rules of the service: who may do what, in which order the checks run, and what each
+//! operation changes. No SQL and no HTTP here: the store does the former, `http` the latter.
+
+mod accounts;
+mod history;
+mod send;
+mod sessions;
+pub mod system;
+
+use std::sync::Arc;
+
+use sixin_proto::emoji::Catalog;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ids::KeyGen;
+use crate::store::{Store, StoreError};
+
+pub use accounts::{Caller, LoginCookies, NewUserRequest, RelationPatch};
+pub use history::FetchRequest;
+pub use send::{msg_source_of, SendRequest};
+pub use sessions::{SessionsRequest, UnreadRequest};
+
+/// Everything a domain rule can fail with. Exactly one function (in `http`) turns these into
+/// `{code, message}` answers.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("not logged in")]
+    NotLoggedIn,
+    #[error("csrf check failed")]
+    Csrf,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    #[error("wbi signature missing or wrong")]
+    Forbidden,
+    #[error("message type cannot be sent")]
+    UnsupportedMsgType,
+    #[error("cannot send to yourself")]
+    SendToSelf,
+    #[error("content too long")]
+    TooLong,
+    #[error("image url not allowed")]
+    BadImage,
+    #[error("msg_key not found")]
+    MsgKeyNotFound,
+    #[error("already recalled")]
+    AlreadyRecalled,
+    #[error("recall window passed")]
+    RecallExpired,
+    #[error("not a member of the group")]
+    NotGroupMember,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, DomainError>;
+
+/// The service: configuration, clock, ids and storage, shared by every request.
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<Clock>,
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyGen>,
+    pub emoji: Catalog,
+    wbi_secret: String,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<Clock>,
+        config: Arc<Config>,
+        keys: Arc<KeyGen>,
+        emoji: Catalog,
+    ) -> Service {
+        let wbi_secret = if config.wbi_secret.is_empty() {
+            hex::encode(rand::random::<[u8; 16]>())
+        } else {
+            config.wbi_secret.clone()
+        };
+        Service {
+            store,
+            clock,
+            config,
+            keys,
+            emoji,
+            wbi_secret,
+        }
+    }
+
+    /// The WBI keys (img_key, sub_key) of the UTC day `day` (days since the epoch). Keys rotate
+    /// daily; a request signed with yesterday's keys is still accepted.
+    pub fn wbi_keys(&self, day: i64) -> (String, String) {
+        use md5::{Digest, Md5};
+        let k = |what: &str| hex::encode(Md5::digest(format!("{}:{what}:{day}", self.wbi_secret)));
+        (k("img"), k("sub"))
+    }
+
+    pub fn wbi_day(&self) -> i64 {
+        self.clock.now_secs().div_euclid(86_400)
+    }
+
+    /// Checks the signature of a request's query pairs against today's and yesterday's keys.
+    pub fn verify_wbi(&self, pairs: &[(String, String)]) -> Result<()> {
+        let day = self.wbi_day();
+        let mut last = sixin_proto::wbi::WbiError::Missing;
+        for d in [day, day - 1] {
+            let (img, sub) = self.wbi_keys(d);
+            let mixin = sixin_proto::wbi::mixin_key(&img, &sub);
+            match sixin_proto::wbi::verify(pairs, &mixin) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        let _ = last;
+        Err(DomainError::Forbidden)
+    }
+}

@@ -1,0 +1,218 @@
+//! `send_msg`: the checks of SPEC §4.4 in their order, then one atomic insert.
+
+use sixin_proto::content::{self, parse_recall_target};
+use sixin_proto::{KeyHitInfos, SendResult};
+
+use super::{DomainError, Result, Service};
+use crate::store::{Insert, NewMessage, Peer, StoreError};
+
+/// A parsed `send_msg` request (check 1, parsing, is done by the HTTP layer).
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub sender_uid: u64,
+    pub receiver_id: u64,
+    pub receiver_type: u64,
+    pub msg_type: u64,
+    pub content: String,
+    pub dev_id: String,
+    pub new_face_version: u8,
+    /// `msg_source` derived from `mobi_app`.
+    pub msg_source: u32,
+}
+
+/// `mobi_app` → `msg_source` (SPEC §1).
+pub fn msg_source_of(mobi_app: Option<&str>) -> u32 {
+    match mobi_app.map(str::trim) {
+        Some("android") => 2,
+        Some("iphone") | Some("ipad") => 1,
+        Some("h5") => 3,
+        Some("pc") => 4,
+        _ => 7,
+    }
+}
+
+/// `host` matches a pattern like `*.hdslb.com` (any subdomain, or the domain itself) or an
+/// exact host name.
+fn host_allowed(host: &str, patterns: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.trim().to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(base) => host == base || host.ends_with(&format!(".{base}")),
+            None => host == p,
+        }
+    })
+}
+
+impl Service {
+    pub async fn send(&self, caller: &super::Caller, req: SendRequest) -> Result<SendResult> {
+        // 1 (the rest of it): the sender field must be the caller.
+        if req.sender_uid != caller.mid {
+            return Err(DomainError::BadRequest("msg[sender_uid] is not the caller"));
+        }
+        // 2: only text, image and recall are sendable.
+        let msg_type = match req.msg_type {
+            1 | 2 | 5 => req.msg_type as u32,
+            _ => return Err(DomainError::UnsupportedMsgType),
+        };
+        // 3: the receiver.
+        if req.receiver_type != 1 {
+            // Fan groups arrive with their own issue; until then no group exists.
+            return Err(if req.receiver_type == 2 {
+                DomainError::NotGroupMember
+            } else {
+                DomainError::BadRequest("unknown receiver_type")
+            });
+        }
+        let receiver = self
+            .store
+            .user(req.receiver_id)
+            .await?
+            .ok_or(DomainError::BadRequest("unknown receiver"))?;
+        if receiver.mid == caller.mid {
+            return Err(DomainError::SendToSelf);
+        }
+        // 4: the content.
+        if req.content.len() > self.config.max_content_bytes {
+            return Err(DomainError::TooLong);
+        }
+        let mut recall_target = None;
+        match msg_type {
+            content::TEXT => {
+                let text: content::Text = serde_json::from_str(&req.content)
+                    .map_err(|_| DomainError::BadRequest("text content is not {\"content\":\"...\"}"))?;
+                if text.content.is_empty() {
+                    return Err(DomainError::BadRequest("empty text"));
+                }
+            }
+            content::IMAGE => {
+                let image: content::Image = serde_json::from_str(&req.content)
+                    .map_err(|_| DomainError::BadRequest("image content has no url"))?;
+                let ok = url::Url::parse(image.url.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .and_then(|u| u.host_str().map(|h| host_allowed(h, &self.config.image_hosts)))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(DomainError::BadImage);
+                }
+            }
+            _ => {
+                // 5: recall.
+                let key = parse_recall_target(&req.content)
+                    .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+                let target = self.store.message_by_key(key).await?.ok_or(DomainError::MsgKeyNotFound)?;
+                let conv = self.store.pair_conversation(caller.mid, receiver.mid).await?;
+                if conv.map(|c| c.0) != Some(target.conv_id)
+                    || target.msg.sender_uid != caller.mid
+                    || target.msg.msg_type == content::RECALL
+                    || target.visible_to.is_some()
+                {
+                    return Err(DomainError::MsgKeyNotFound);
+                }
+                if target.msg.msg_status != 0 {
+                    return Err(DomainError::AlreadyRecalled);
+                }
+                if self.clock.now_secs() - target.msg.timestamp > self.config.recall_window_secs {
+                    return Err(DomainError::RecallExpired);
+                }
+                recall_target = Some(key);
+            }
+        }
+        let stored_content = match recall_target {
+            Some(k) => k.to_string(),
+            None => req.content.clone(),
+        };
+        let now_ms = self.clock.now_ms();
+        let keys = self.keys.clone();
+        let stored = self
+            .store
+            .insert_messages(
+                Peer::Pair { a: caller.mid, b: receiver.mid },
+                Insert {
+                    messages: vec![NewMessage {
+                        sender_uid: caller.mid,
+                        receiver_type: 1,
+                        receiver_id: receiver.mid,
+                        msg_type,
+                        content: stored_content,
+                        at_uids: None,
+                        notify_code: String::new(),
+                        new_face_version: req.new_face_version,
+                        msg_source: req.msg_source,
+                        visible_to: None,
+                        dev_id: req.dev_id.clone(),
+                    }],
+                    now_us: self.clock.now_us(),
+                    sender_reads: true,
+                    recall_target,
+                },
+                &move || keys.next(now_ms),
+            )
+            .await
+            .map_err(|e| match e {
+                // Someone recalled it between the check and the write.
+                StoreError::Stale => DomainError::AlreadyRecalled,
+                e => e.into(),
+            })?;
+        let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
+
+        let mut result = SendResult {
+            msg_key: msg.msg_key,
+            e_infos: None,
+            msg_content: None,
+            key_hit_infos: None,
+        };
+        if msg_type == content::TEXT {
+            let text = serde_json::from_str::<content::Text>(&msg.content)
+                .map(|t| t.content)
+                .unwrap_or_default();
+            let infos = self.emoji.e_infos(&text, req.new_face_version == 1);
+            result.e_infos = (!infos.is_empty()).then_some(infos);
+            result.msg_content = Some(msg.content.clone());
+            result.key_hit_infos = Some(self.key_hits(&text));
+        }
+        Ok(result)
+    }
+
+    /// The first configured keyword rule the text hits, as `key_hit_infos`.
+    fn key_hits(&self, text: &str) -> KeyHitInfos {
+        for rule in &self.config.keyword_rules {
+            let hits = rule.keywords.iter().filter(|k| !k.is_empty() && text.contains(k.as_str())).count();
+            if hits > 0 {
+                return KeyHitInfos {
+                    toast: Some(rule.toast.clone()),
+                    rule_id: Some(rule.rule_id),
+                    high_text: Some(vec![serde_json::json!({}); hits]),
+                };
+            }
+        }
+        KeyHitInfos::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let p = vec!["*.hdslb.com".to_string(), "img.example.org".to_string()];
+        assert!(host_allowed("i0.hdslb.com", &p));
+        assert!(host_allowed("hdslb.com", &p));
+        assert!(host_allowed("IMG.example.org", &p));
+        assert!(!host_allowed("evilhdslb.com", &p));
+        assert!(!host_allowed("hdslb.com.evil.net", &p));
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(msg_source_of(None), 7);
+        assert_eq!(msg_source_of(Some("web")), 7);
+        assert_eq!(msg_source_of(Some("android")), 2);
+        assert_eq!(msg_source_of(Some("iphone")), 1);
+        assert_eq!(msg_source_of(Some("ipad")), 1);
+        assert_eq!(msg_source_of(Some("h5")), 3);
+        assert_eq!(msg_source_of(Some("pc")), 4);
+    }
+}

@@ -1,0 +1,237 @@
+//! The admin API under `/admin/v1/`: JSON in, JSON out, `Authorization: Bearer <token>`.
+//! With no token configured it answers 403 to everything.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json_response, AppState};
+use crate::domain::{system, DomainError, NewUserRequest, RelationPatch, Service};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(create_user))
+        .route("/users/{mid}", get(get_user))
+        .route("/users/{mid}/logins", post(create_login).delete(revoke_logins))
+        .route("/relations", put(set_relation))
+        .route("/messages/system", post(system_message))
+        .route("/clock", get(get_clock).post(set_clock))
+}
+
+fn err(status: StatusCode, msg: impl Into<String>) -> Response {
+    json_response(status, &json!({"error": msg.into()}))
+}
+
+fn domain_err(e: DomainError) -> Response {
+    match e {
+        DomainError::BadRequest(m) => err(StatusCode::BAD_REQUEST, m),
+        DomainError::NotFound => err(StatusCode::NOT_FOUND, "no such user"),
+        DomainError::Conflict(m) => err(StatusCode::CONFLICT, m),
+        e => {
+            tracing::error!(error = %e, "admin request failed");
+            err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+/// Checks the bearer token in constant time.
+fn authorize(svc: &Service, headers: &HeaderMap) -> Result<(), Response> {
+    let expected = svc.config.admin_token.as_bytes();
+    if expected.is_empty() {
+        return Err(err(StatusCode::FORBIDDEN, "the admin API is disabled (no admin_token configured)"));
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .as_bytes();
+    let same = given.len() == expected.len()
+        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(err(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+/// A JSON body, with malformed input answered as 400 in the admin API's own shape.
+fn body<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(raw).map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+fn mid_of(raw: &str) -> Result<u64, Response> {
+    sixin_proto::params::parse_u64(raw).ok_or_else(|| err(StatusCode::BAD_REQUEST, "mid must be an unsigned integer"))
+}
+
+async fn create_user(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let req: NewUserRequest = body(&raw)?;
+        svc.create_user(req).await.map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(login) => json_response(StatusCode::OK, &login),
+        Err(resp) => resp,
+    }
+}
+
+async fn get_user(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let mid = mid_of(&mid)?;
+        let user = svc
+            .store
+            .user(mid)
+            .await
+            .map_err(|e| domain_err(e.into()))?
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such user"))?;
+        Ok::<_, Response>(json!({
+            "mid": user.mid, "name": user.name, "face": user.face, "sign": user.sign,
+            "level": user.level, "system_msg_type": user.system_msg_type,
+        }))
+    }
+    .await;
+    match r {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(resp) => resp,
+    }
+}
+
+async fn create_login(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        svc.create_login(mid_of(&mid)?).await.map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(login) => json_response(StatusCode::OK, &login),
+        Err(resp) => resp,
+    }
+}
+
+async fn revoke_logins(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        svc.revoke_logins(mid_of(&mid)?).await.map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(n) => json_response(StatusCode::OK, &json!({ "revoked": n })),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct RelationBody {
+    mid: u64,
+    fid: u64,
+    #[serde(flatten)]
+    patch: RelationPatch,
+}
+
+async fn set_relation(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let b: RelationBody = body(&raw)?;
+        svc.patch_relation(b.mid, b.fid, b.patch).await.map_err(domain_err).map(|rel| (b.mid, b.fid, rel))
+    }
+    .await;
+    match r {
+        Ok((mid, fid, rel)) => json_response(
+            StatusCode::OK,
+            &json!({"mid": mid, "fid": fid, "follow": rel.follow, "special": rel.special, "block": rel.block}),
+        ),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct SystemMessageBody {
+    /// The system account, by `system_msg_type` (1, 5, 7, 8, 9) or by mid.
+    system_msg_type: Option<u8>,
+    from: Option<u64>,
+    to: u64,
+    msg_type: u32,
+    /// The content object (any JSON); stored as its JSON text.
+    content: serde_json::Value,
+    #[serde(default)]
+    notify_code: String,
+    msg_source: Option<u32>,
+}
+
+async fn system_message(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let b: SystemMessageBody = body(&raw)?;
+        let from = match (b.from, b.system_msg_type) {
+            (Some(m), _) => m,
+            (None, Some(t)) => system::by_type(t)
+                .map(|a| a.mid)
+                .ok_or_else(|| err(StatusCode::BAD_REQUEST, "unknown system_msg_type"))?,
+            (None, None) => return Err(err(StatusCode::BAD_REQUEST, "from or system_msg_type is required")),
+        };
+        if !matches!(b.msg_type, 10 | 11 | 12 | 13 | 16) {
+            return Err(err(StatusCode::BAD_REQUEST, "msg_type must be 10, 11, 12, 13 or 16"));
+        }
+        let source = b.msg_source.unwrap_or(6);
+        if !matches!(source, 5 | 6) {
+            return Err(err(StatusCode::BAD_REQUEST, "msg_source must be 5 or 6"));
+        }
+        let content = match b.content {
+            serde_json::Value::String(s) => s,
+            v => v.to_string(),
+        };
+        svc.inject_system_message(from, b.to, b.msg_type, content, b.notify_code, source)
+            .await
+            .map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(m) => json_response(StatusCode::OK, &m.msg),
+        Err(resp) => resp,
+    }
+}
+
+async fn get_clock(State(svc): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorize(&svc, &headers) {
+        return resp;
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"now_ms": svc.clock.now_ms(), "test_mode": svc.config.test_mode}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    set_ms: Option<i64>,
+    advance_ms: Option<i64>,
+}
+
+async fn set_clock(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        if !svc.config.test_mode {
+            return Err(err(StatusCode::FORBIDDEN, "the clock can only be changed in test mode"));
+        }
+        let b: ClockBody = body(&raw)?;
+        match (b.set_ms, b.advance_ms) {
+            (Some(ms), None) if ms >= 0 => svc.clock.set_ms(ms),
+            (None, Some(ms)) => svc.clock.advance_ms(ms),
+            _ => return Err(err(StatusCode::BAD_REQUEST, "give exactly one of set_ms (>= 0) or advance_ms")),
+        }
+        Ok(())
+    }
+    .await;
+    match r {
+        Ok(()) => json_response(StatusCode::OK, &json!({"now_ms": svc.clock.now_ms()})),
+        Err(resp) => resp,
+    }
+}

@@ -1,0 +1,290 @@
+//! The HTTP surface: routing by path (the `Host` header is ignored), request gathering, the
+//! response envelope, and the one mapping from domain errors to API codes.
+
+mod admin;
+mod link_setting;
+mod session_svr;
+mod svr_sync;
+mod web_im;
+mod x_web_interface;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use sixin_proto::envelope::Data;
+use sixin_proto::params::{parse_i64, parse_u64, Params};
+use sixin_proto::{ApiCode, Envelope};
+
+use crate::config::WbiMode;
+use crate::domain::{Caller, DomainError, Service};
+
+pub type AppState = Arc<Service>;
+
+/// Largest request body accepted (a send is at most a few KB; multipart adds framing).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The single mapping from a domain error to its API code.
+pub fn api_code(e: &DomainError) -> ApiCode {
+    match e {
+        DomainError::NotLoggedIn => ApiCode::NotLoggedIn,
+        DomainError::Csrf => ApiCode::CsrfFailed,
+        DomainError::BadRequest(_) => ApiCode::BadRequest,
+        DomainError::InvalidArgument(_) => ApiCode::InvalidArgument,
+        DomainError::Forbidden => ApiCode::Forbidden,
+        DomainError::UnsupportedMsgType => ApiCode::UnsupportedMsgType,
+        DomainError::SendToSelf => ApiCode::SendToSelf,
+        DomainError::TooLong => ApiCode::MessageTooLong,
+        DomainError::BadImage => ApiCode::BadImage,
+        DomainError::MsgKeyNotFound => ApiCode::MsgKeyNotFound,
+        DomainError::AlreadyRecalled => ApiCode::AlreadyRecalled,
+        DomainError::RecallExpired => ApiCode::RecallExpired,
+        DomainError::NotGroupMember => ApiCode::NotGroupMember,
+        DomainError::SessionNotFound => ApiCode::SessionNotFound,
+        DomainError::NotFound => ApiCode::NotFound,
+        DomainError::Conflict(_) => ApiCode::BadRequest,
+        DomainError::Store(_) => ApiCode::ServerError,
+    }
+}
+
+/// A JSON answer with the given HTTP status.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The envelope of a domain result.
+pub struct Api<T>(pub Result<T, DomainError>);
+
+impl<T: Serialize> IntoResponse for Api<T> {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Ok(v) => json_response(StatusCode::OK, &Envelope::ok(v)),
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+pub(crate) fn error_response(e: &DomainError) -> Response {
+    let code = api_code(e);
+    if let DomainError::Store(err) = e {
+        tracing::error!(error = %err, "store failure");
+    }
+    let env: Envelope<()> = match code {
+        // session_detail answers its "no session" code with an explicit null.
+        ApiCode::SessionNotFound => Envelope::error_with(code, Data::Null),
+        _ => Envelope::error(code),
+    };
+    json_response(StatusCode::OK, &env)
+}
+
+/// One API request: its parameters (query string, then body) and cookies.
+pub struct ApiReq {
+    pub method: Method,
+    pub params: Params,
+    cookies: Vec<(String, String)>,
+}
+
+fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        })
+        .collect()
+}
+
+impl FromRequest<AppState> for ApiReq {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bad = || error_response(&DomainError::BadRequest("malformed request"));
+        let method = req.method().clone();
+        let cookies = parse_cookies(req.headers());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let mut params = Params::parse_urlencoded(query.as_bytes()).map_err(|_| bad())?;
+        let query_pairs = params.pairs().to_vec();
+
+        match state.config.wbi {
+            WbiMode::Ignore => {}
+            WbiMode::Verify if params.get("w_rid").is_none() => {}
+            _ => state.verify_wbi(&query_pairs).map_err(|e| error_response(&e))?,
+        }
+
+        if method == Method::POST {
+            if content_type.starts_with("multipart/form-data") {
+                let mut mp = axum::extract::Multipart::from_request(req, state)
+                    .await
+                    .map_err(|_| bad())?;
+                let mut total = 0usize;
+                while let Some(field) = mp.next_field().await.map_err(|_| bad())? {
+                    let name = field.name().unwrap_or("").to_string();
+                    let value = field.text().await.map_err(|_| bad())?;
+                    total += name.len() + value.len();
+                    if total > MAX_BODY {
+                        return Err(bad());
+                    }
+                    params.push(name, value);
+                }
+            } else {
+                let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+                    .await
+                    .map_err(|_| bad())?;
+                if !body.is_empty() {
+                    let form = Params::parse_urlencoded(&body).map_err(|_| bad())?;
+                    params.extend(form.pairs().iter().cloned());
+                }
+            }
+        }
+        Ok(ApiReq {
+            method,
+            params,
+            cookies,
+        })
+    }
+}
+
+impl ApiReq {
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The logged-in caller (-101 otherwise); for a POST also the CSRF check (-111).
+    pub async fn caller(&self, svc: &Service) -> Result<Caller, DomainError> {
+        let caller = svc.authenticate(self.cookie("SESSDATA")).await?;
+        if self.method == Method::POST {
+            svc.check_csrf(&caller, self.params.first_of(&["csrf", "csrf_token"]))?;
+        }
+        Ok(caller)
+    }
+
+    /// A required unsigned id (missing or malformed → -400).
+    pub fn u64(&self, name: &'static str) -> Result<u64, DomainError> {
+        let v = self
+            .params
+            .get_nonempty(name)
+            .ok_or(DomainError::BadRequest(name))?;
+        parse_u64(v).ok_or(DomainError::BadRequest(name))
+    }
+
+    /// An optional unsigned id (present but malformed → -400).
+    pub fn opt_u64(&self, name: &'static str) -> Result<Option<u64>, DomainError> {
+        match self.params.get_nonempty(name) {
+            None => Ok(None),
+            Some(v) => parse_u64(v).map(Some).ok_or(DomainError::BadRequest(name)),
+        }
+    }
+
+    /// An optional signed integer (present but malformed → -400).
+    pub fn opt_i64(&self, name: &'static str) -> Result<Option<i64>, DomainError> {
+        match self.params.get_nonempty(name) {
+            None => Ok(None),
+            Some(v) => parse_i64(v).map(Some).ok_or(DomainError::BadRequest(name)),
+        }
+    }
+
+    /// A 0/1 flag; absent is 0, anything but 0 or 1 is an invalid value (2).
+    pub fn flag(&self, name: &'static str) -> Result<bool, DomainError> {
+        match self.opt_i64(name)? {
+            None | Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            Some(_) => Err(DomainError::InvalidArgument(name)),
+        }
+    }
+
+    /// A required small enum value: missing/malformed → -400, out of u8 range → 2.
+    pub fn small(&self, name: &'static str) -> Result<u8, DomainError> {
+        let v = self
+            .opt_i64(name)?
+            .ok_or(DomainError::BadRequest(name))?;
+        u8::try_from(v).map_err(|_| DomainError::InvalidArgument(name))
+    }
+
+    /// A page size: absent → `default`, negative or malformed → -400.
+    pub fn size(&self, name: &'static str, default: u32) -> Result<u32, DomainError> {
+        match self.opt_u64(name)? {
+            None => Ok(default),
+            Some(v) => Ok(u32::try_from(v).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// A µs timestamp bound; 0 counts as absent.
+    pub fn ts(&self, name: &'static str) -> Result<Option<i64>, DomainError> {
+        Ok(self
+            .opt_u64(name)?
+            .filter(|v| *v > 0)
+            .map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+
+    pub fn web(&self) -> bool {
+        self.params.get("mobi_app").map(str::trim) == Some("web")
+    }
+}
+
+async fn healthz(State(svc): State<AppState>) -> Response {
+    match svc.store.ping().await {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "backend": svc.store.backend()}),
+        ),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "unavailable", "error": e.to_string()}),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    let env: Envelope<()> = Envelope::error(ApiCode::NotFound);
+    json_response(StatusCode::NOT_FOUND, &env)
+}
+
+async fn method_not_allowed() -> Response {
+    let env: Envelope<()> = Envelope::error(ApiCode::MethodNotAllowed);
+    json_response(StatusCode::METHOD_NOT_ALLOWED, &env)
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(session_svr::routes())
+        .merge(svr_sync::routes())
+        .merge(web_im::routes())
+        .merge(link_setting::routes())
+        .merge(x_web_interface::routes())
+        .nest("/admin/v1", admin::routes())
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .with_state(state)
+}

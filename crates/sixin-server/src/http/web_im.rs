@@ -1,0 +1,56 @@
+//! `/web_im/v1/web_im/send_msg`.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use sixin_proto::params::parse_u64;
+use sixin_proto::SendResult;
+
+use super::{Api, ApiReq, AppState};
+use crate::domain::{msg_source_of, DomainError, SendRequest};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/web_im/v1/web_im/send_msg", post(send_msg))
+}
+
+async fn send_msg(State(svc): State<AppState>, req: ApiReq) -> Api<SendResult> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        let content = req
+            .params
+            .get("msg[content]")
+            .ok_or(DomainError::BadRequest("msg[content]"))?
+            .to_string();
+        let dev_id = req
+            .params
+            .get_nonempty("msg[dev_id]")
+            .ok_or(DomainError::BadRequest("msg[dev_id]"))?
+            .trim()
+            .to_string();
+        if dev_id.len() > 64 {
+            return Err(DomainError::BadRequest("msg[dev_id]"));
+        }
+        // Seconds or milliseconds; only checked for form, the stored time is the server's.
+        req.u64("msg[timestamp]")?;
+        let new_face_version = match req.params.get_nonempty("msg[new_face_version]") {
+            None => 0,
+            Some(v) => match parse_u64(v) {
+                Some(0) => 0,
+                Some(1) => 1,
+                _ => return Err(DomainError::BadRequest("msg[new_face_version]")),
+            },
+        };
+        let r = SendRequest {
+            sender_uid: req.u64("msg[sender_uid]")?,
+            receiver_id: req.u64("msg[receiver_id]")?,
+            receiver_type: req.u64("msg[receiver_type]")?,
+            msg_type: req.u64("msg[msg_type]")?,
+            content,
+            dev_id,
+            new_face_version,
+            msg_source: msg_source_of(req.params.get("mobi_app")),
+        };
+        svc.send(&caller, r).await
+    }
+    .await)
+}

@@ -1,0 +1,270 @@
+//! Persistence: one domain-level trait, implemented over SQL for SQLite and PostgreSQL.
+//!
+//! The store holds no rules and knows no error codes: it stores and reads what the domain layer
+//! decided. It does own the atomicity of each write (a message, its seqno, and the session rows
+//! it touches commit together).
+
+mod sql;
+
+use async_trait::async_trait;
+
+pub use sql::{open, SqlStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("stale: the row changed underneath")]
+    Stale,
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub const SESSION_USER: u8 = 1;
+pub const SESSION_GROUP: u8 = 2;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub mid: u64,
+    pub name: String,
+    pub face: String,
+    pub sign: String,
+    pub level: u8,
+    pub password_hash: Option<String>,
+    /// 0 for people; the upstream system account type for built-in senders.
+    pub system_msg_type: u8,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// `None` picks the next free mid.
+    pub mid: Option<u64>,
+    pub name: String,
+    pub face: String,
+    pub sign: String,
+    pub level: u8,
+    pub password_hash: Option<String>,
+    pub system_msg_type: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub mid: u64,
+    pub bili_jct: String,
+    pub expires_ms: i64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relation {
+    pub follow: bool,
+    pub special: bool,
+    pub block: bool,
+}
+
+/// A message as stored: the wire message plus who may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub conv_id: i64,
+    pub msg: sixin_proto::Message,
+    /// `Some(mid)`: only that participant sees it (system tips).
+    pub visible_to: Option<u64>,
+}
+
+/// Who a message is between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A one-to-one conversation between two users.
+    Pair { a: u64, b: u64 },
+}
+
+/// A message to store. Seqno and key are allocated by the store inside the transaction.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub sender_uid: u64,
+    pub receiver_type: u8,
+    pub receiver_id: u64,
+    pub msg_type: u32,
+    pub content: String,
+    pub at_uids: Option<Vec<u64>>,
+    pub notify_code: String,
+    pub new_face_version: u8,
+    pub msg_source: u32,
+    pub visible_to: Option<u64>,
+    pub dev_id: String,
+}
+
+/// One insert: the messages (stored in order, consecutive seqnos) and the clock reading.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    pub messages: Vec<NewMessage>,
+    pub now_us: i64,
+    /// Mark the conversation read for the sender up to the last inserted message it can see.
+    pub sender_reads: bool,
+    /// For a recall: the key of the message whose status becomes 1. The insert fails with
+    /// `Stale` when that message is no longer in status 0.
+    pub recall_target: Option<u64>,
+}
+
+/// Which sessions a list returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// People and system accounts.
+    Users {
+        /// `Some(true)`: followed people and system accounts; `Some(false)`: the rest.
+        followed: Option<bool>,
+        system: Option<bool>,
+    },
+    /// Intercepted sessions (the dustbin).
+    Intercepted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    SessionTs,
+    AckTs,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionQuery {
+    pub kind: ListKind,
+    pub sort: SortBy,
+    /// Exclusive lower bound on the sort time.
+    pub after: Option<i64>,
+    /// Exclusive upper bound on the sort time.
+    pub before: Option<i64>,
+    /// `true`: only pinned sessions (unbounded); `false`: only unpinned ones.
+    pub pinned: bool,
+    pub limit: u32,
+}
+
+/// One user's stored view of one conversation, with what a session object needs joined in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub owner: u64,
+    pub session_type: u8,
+    pub talker_id: u64,
+    pub conv_id: Option<i64>,
+    pub ack_seqno: u64,
+    pub ack_ts: i64,
+    pub session_ts: i64,
+    pub last_seqno: u64,
+    pub unread_count: u64,
+    pub top_ts: i64,
+    pub is_dnd: bool,
+    pub push_setting: u8,
+    pub removed: bool,
+    pub is_intercept: bool,
+    pub is_trust: bool,
+    pub max_seqno: u64,
+    /// Whether the owner follows the talker.
+    pub follows: bool,
+    pub talker_system_type: u8,
+    pub last_msg: Option<sixin_proto::Message>,
+}
+
+/// A per-user session flag to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionFlag {
+    Removed(bool),
+    TopTs(i64),
+    Dnd(bool),
+    PushSetting(u8),
+}
+
+/// The window of a history read; bounds are exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub begin: Option<u64>,
+    pub end: Option<u64>,
+    /// `true`: the oldest messages after `begin`; `false`: the newest before `end`.
+    pub oldest_first: bool,
+    pub limit: u32,
+    /// Only system tips (msg_type 18).
+    pub tips_only: bool,
+}
+
+/// Unread messages of one session, with what `single_unread` splits them by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnreadRow {
+    pub talker_id: u64,
+    pub unread: u64,
+    pub follows: bool,
+    pub talker_system_type: u8,
+    pub is_intercept: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/healthz`.
+    fn backend(&self) -> &'static str;
+
+    /// Leases a free Snowflake node id for this process.
+    async fn lease_node_id(&self, instance: &str, now_ms: i64, lease_ms: i64) -> Result<u16>;
+    async fn renew_node_id(&self, node: u16, instance: &str, now_ms: i64, lease_ms: i64)
+        -> Result<()>;
+
+    async fn create_user(&self, user: NewUser, now_ms: i64) -> Result<User>;
+    /// Creates or updates a built-in account (system senders).
+    async fn upsert_system_user(&self, user: NewUser, now_ms: i64) -> Result<()>;
+    async fn user(&self, mid: u64) -> Result<Option<User>>;
+    async fn users(&self, mids: &[u64]) -> Result<Vec<User>>;
+    async fn user_count(&self) -> Result<u64>;
+
+    async fn create_login(&self, sessdata_hash: &str, login: &Login, now_ms: i64) -> Result<()>;
+    async fn login(&self, sessdata_hash: &str) -> Result<Option<Login>>;
+    async fn revoke_logins(&self, mid: u64) -> Result<u64>;
+
+    async fn relation(&self, mid: u64, fid: u64) -> Result<Relation>;
+    async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()>;
+    /// (following, followers) counts of `mid`.
+    async fn follow_counts(&self, mid: u64) -> Result<(u64, u64)>;
+
+    /// Stores messages between `peer` atomically, with their seqnos, keys (`key_of` is called
+    /// once per message in order) and session updates. Returns them as stored.
+    async fn insert_messages(
+        &self,
+        peer: Peer,
+        insert: Insert,
+        key_of: &(dyn Fn() -> u64 + Send + Sync),
+    ) -> Result<Vec<StoredMessage>>;
+
+    async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>>;
+    /// The conversation between two users, if they ever exchanged a message.
+    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<(i64, u64)>>;
+    /// Messages of a conversation visible to `viewer` in the window, newest first.
+    async fn messages(&self, conv_id: i64, viewer: u64, window: Window)
+        -> Result<Vec<sixin_proto::Message>>;
+
+    async fn session(&self, owner: u64, session_type: u8, talker_id: u64)
+        -> Result<Option<SessionRow>>;
+    async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
+    /// Sessions with `session_ts > since`, newest first.
+    async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>>;
+    /// The system accounts `owner` has sessions with: (system_msg_type, mid).
+    async fn system_sessions(&self, owner: u64) -> Result<Vec<(u8, u64)>>;
+    async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>>;
+
+    /// Moves the read mark to `min(ack, max_seqno)` (or the max when `None`) unless it is
+    /// already further, recounting unread messages. Returns false when there is no session.
+    async fn ack(&self, owner: u64, session_type: u8, talker_id: u64, ack: Option<u64>, now_us: i64)
+        -> Result<bool>;
+    /// Sets a per-user flag, creating the settings row when needed.
+    async fn set_session_flag(&self, owner: u64, session_type: u8, talker_id: u64, flag: SessionFlag)
+        -> Result<()>;
+    /// DND settings of `owner` towards the given talkers (unset ones are left out).
+    async fn dnd_settings(&self, owner: u64, session_type: u8, talkers: &[u64])
+        -> Result<Vec<(u64, bool)>>;
+
+    /// Liveness probe of the database.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,900 @@
+//! The SQL store, one implementation for both backends through sqlx's `Any` driver.
+//!
+//! The statements are written in the common dialect of SQLite (3.35+) and PostgreSQL: `$n`
+//! placeholders, `INSERT .. ON CONFLICT .. DO UPDATE`, `RETURNING`, 64-bit integers only. What
+//! differs (connection set-up, migrations, row locks) is switched on [`Backend`]. SQLite gets a
+//! single writer connection, so in-process writers queue instead of failing with SQLITE_BUSY,
+//! plus a pool of readers that WAL lets run beside it.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use super::*;
+use crate::config::{redact_url, Config, Durability};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct SqlStore {
+    backend: Backend,
+    write: AnyPool,
+    read: AnyPool,
+}
+
+fn i(v: u64) -> i64 {
+    v as i64
+}
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Opens (creating when needed) and migrates the database `config.database` names.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
+    sqlx::any::install_default_drivers();
+    let url = config.database.trim();
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(StoreError::Other("sqlite URL without a path".into()));
+        }
+        if path != ":memory:" {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Other(format!("creating {}: {e}", dir.display())))?;
+                }
+            }
+        }
+        let sync = match config.durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        };
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+            pool.close().await;
+        }
+        let any_url = format!("sqlite://{path}");
+        let opts = AnyConnectOptions::from_str(&any_url)?;
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
+            .connect_with(opts.clone())
+            .await?;
+        let read = AnyPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
+            .connect_with(opts)
+            .await?;
+        tracing::info!(database = %redact_url(url), "opened SQLite (WAL, synchronous={sync})");
+        Ok(Arc::new(SqlStore {
+            backend: Backend::Sqlite,
+            write,
+            read,
+        }))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            pool.close().await;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .connect(url)
+            .await?;
+        tracing::info!(database = %redact_url(url), "opened PostgreSQL");
+        Ok(Arc::new(SqlStore {
+            backend: Backend::Postgres,
+            write: pool.clone(),
+            read: pool,
+        }))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL {} (use sqlite://PATH or postgres://...)",
+            redact_url(url)
+        )))
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Per-connection SQLite settings (WAL itself is persistent and was set when migrating).
+fn sqlite_pragmas<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    sync: &'static str,
+) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute(format!("PRAGMA synchronous = {sync}").as_str()).await?;
+        Ok(())
+    })
+}
+
+const MSG_COLS: &str = "m.conv_id AS m_conv_id, m.seqno AS m_seqno, m.msg_key AS m_msg_key, \
+    m.sender_uid AS m_sender_uid, m.receiver_type AS m_receiver_type, m.receiver_id AS m_receiver_id, \
+    m.msg_type AS m_msg_type, m.content AS m_content, m.ts AS m_ts, m.at_uids AS m_at_uids, \
+    m.msg_status AS m_msg_status, m.sys_cancel AS m_sys_cancel, m.notify_code AS m_notify_code, \
+    m.new_face_version AS m_new_face_version, m.msg_source AS m_msg_source, m.visible_to AS m_visible_to";
+
+fn decode_message(row: &AnyRow) -> std::result::Result<Option<StoredMessage>, sqlx::Error> {
+    let Some(seqno) = row.try_get::<Option<i64>, _>("m_seqno")? else {
+        return Ok(None);
+    };
+    let at_uids: Option<String> = row.try_get("m_at_uids")?;
+    let msg_type = row.try_get::<i64, _>("m_msg_type")? as u32;
+    let sys_cancel: i64 = row.try_get("m_sys_cancel")?;
+    Ok(Some(StoredMessage {
+        conv_id: row.try_get("m_conv_id")?,
+        visible_to: row.try_get::<Option<i64>, _>("m_visible_to")?.map(u),
+        msg: sixin_proto::Message {
+            sender_uid: u(row.try_get("m_sender_uid")?),
+            receiver_type: row.try_get::<i64, _>("m_receiver_type")? as u8,
+            receiver_id: u(row.try_get("m_receiver_id")?),
+            msg_type,
+            content: row.try_get("m_content")?,
+            msg_seqno: u(seqno),
+            timestamp: row.try_get("m_ts")?,
+            at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
+            msg_key: u(row.try_get("m_msg_key")?),
+            msg_status: row.try_get::<i64, _>("m_msg_status")? as u32,
+            sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0).then_some(true),
+            notify_code: row.try_get("m_notify_code")?,
+            new_face_version: Some(row.try_get::<i64, _>("m_new_face_version")? as u8),
+            msg_source: row.try_get::<i64, _>("m_msg_source")? as u32,
+        },
+    }))
+}
+
+const SESSION_SELECT: &str = "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
+    s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
+    s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
+    COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, ";
+
+const SESSION_JOINS: &str = " FROM sessions s \
+    LEFT JOIN conversations c ON c.id = s.conv_id \
+    LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+    LEFT JOIN users u ON u.mid = s.talker_id \
+    LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
+
+fn decode_session(row: &AnyRow) -> std::result::Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        owner: u(row.try_get("owner")?),
+        session_type: row.try_get::<i64, _>("session_type")? as u8,
+        talker_id: u(row.try_get("talker_id")?),
+        conv_id: row.try_get("conv_id")?,
+        ack_seqno: u(row.try_get("ack_seqno")?),
+        ack_ts: row.try_get("ack_ts")?,
+        session_ts: row.try_get("session_ts")?,
+        last_seqno: u(row.try_get("last_seqno")?),
+        unread_count: u(row.try_get("unread_count")?),
+        top_ts: row.try_get("top_ts")?,
+        is_dnd: row.try_get::<i64, _>("is_dnd")? != 0,
+        push_setting: row.try_get::<i64, _>("push_setting")? as u8,
+        removed: row.try_get::<i64, _>("removed")? != 0,
+        is_intercept: row.try_get::<i64, _>("is_intercept")? != 0,
+        is_trust: row.try_get::<i64, _>("is_trust")? != 0,
+        max_seqno: u(row.try_get("max_seqno")?),
+        follows: row.try_get::<i64, _>("follows")? != 0,
+        talker_system_type: row.try_get::<i64, _>("talker_system_type")? as u8,
+        last_msg: decode_message(row)?.map(|m| m.msg),
+    })
+}
+
+fn decode_user(row: &AnyRow) -> std::result::Result<User, sqlx::Error> {
+    Ok(User {
+        mid: u(row.try_get("mid")?),
+        name: row.try_get("name")?,
+        face: row.try_get("face")?,
+        sign: row.try_get("sign")?,
+        level: row.try_get::<i64, _>("level")? as u8,
+        password_hash: row.try_get("password_hash")?,
+        system_msg_type: row.try_get::<i64, _>("system_msg_type")? as u8,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+const USER_COLS: &str =
+    "mid, name, face, sign, level, password_hash, system_msg_type, created_ms";
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Placeholders `$from, $from+1, ...` for an IN list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl SqlStore {
+    fn lock_suffix(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn lease_node_id(&self, instance: &str, now_ms: i64, lease_ms: i64) -> Result<u16> {
+        let start = (rand::random::<u16>()) % crate::ids::MAX_NODES;
+        for k in 0..crate::ids::MAX_NODES {
+            let node = (start + k) % crate::ids::MAX_NODES;
+            let got = sqlx::query(
+                "INSERT INTO nodes (node_id, lease_ms, instance) VALUES ($1, $2, $3) \
+                 ON CONFLICT (node_id) DO UPDATE SET lease_ms = excluded.lease_ms, instance = excluded.instance \
+                 WHERE nodes.lease_ms < $4 OR nodes.instance = $3 RETURNING node_id",
+            )
+            .bind(i64::from(node))
+            .bind(now_ms + lease_ms)
+            .bind(instance)
+            .bind(now_ms)
+            .fetch_optional(&self.write)
+            .await?;
+            if got.is_some() {
+                return Ok(node);
+            }
+        }
+        Err(StoreError::Other("all 1024 node ids are leased".into()))
+    }
+
+    async fn renew_node_id(&self, node: u16, instance: &str, now_ms: i64, lease_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE nodes SET lease_ms = $1 WHERE node_id = $2 AND instance = $3")
+            .bind(now_ms + lease_ms)
+            .bind(i64::from(node))
+            .bind(instance)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser, now_ms: i64) -> Result<User> {
+        for _attempt in 0..5 {
+            let mid = match user.mid {
+                Some(m) => m,
+                None => {
+                    let max: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(mid), 0) FROM users WHERE system_msg_type = 0 AND mid < 100000000000",
+                    )
+                    .fetch_one(&self.write)
+                    .await?;
+                    (max.max(10000) + 1) as u64
+                }
+            };
+            let res = sqlx::query(
+                "INSERT INTO users (mid, name, face, sign, level, password_hash, system_msg_type, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(i(mid))
+            .bind(&user.name)
+            .bind(&user.face)
+            .bind(&user.sign)
+            .bind(i64::from(user.level))
+            .bind(user.password_hash.clone())
+            .bind(i64::from(user.system_msg_type))
+            .bind(now_ms)
+            .execute(&self.write)
+            .await;
+            match res {
+                Ok(_) => {
+                    return Ok(User {
+                        mid,
+                        name: user.name,
+                        face: user.face,
+                        sign: user.sign,
+                        level: user.level,
+                        password_hash: user.password_hash,
+                        system_msg_type: user.system_msg_type,
+                        created_ms: now_ms,
+                    })
+                }
+                Err(e) if is_unique_violation(&e) && user.mid.is_none() => continue,
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn upsert_system_user(&self, user: NewUser, now_ms: i64) -> Result<()> {
+        let mid = user.mid.ok_or_else(|| StoreError::Other("system user without mid".into()))?;
+        sqlx::query(
+            "INSERT INTO users (mid, name, face, sign, level, system_msg_type, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (mid) DO UPDATE SET \
+             name = excluded.name, face = excluded.face, system_msg_type = excluded.system_msg_type",
+        )
+        .bind(i(mid))
+        .bind(&user.name)
+        .bind(&user.face)
+        .bind(&user.sign)
+        .bind(i64::from(user.level))
+        .bind(i64::from(user.system_msg_type))
+        .bind(now_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn user(&self, mid: u64) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE mid = $1"))
+            .bind(i(mid))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(decode_user).transpose()?)
+    }
+
+    async fn users(&self, mids: &[u64]) -> Result<Vec<User>> {
+        if mids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE mid IN ({})",
+            placeholders(1, mids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for m in mids {
+            q = q.bind(i(*m));
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok(rows.iter().map(decode_user).collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn user_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE system_msg_type = 0")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u(n))
+    }
+
+    async fn create_login(&self, sessdata_hash: &str, login: &Login, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO logins (sessdata_hash, mid, bili_jct, created_ms, expires_ms, revoked) \
+             VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(sessdata_hash)
+        .bind(i(login.mid))
+        .bind(&login.bili_jct)
+        .bind(now_ms)
+        .bind(login.expires_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn login(&self, sessdata_hash: &str) -> Result<Option<Login>> {
+        let row = sqlx::query(
+            "SELECT mid, bili_jct, expires_ms, revoked FROM logins WHERE sessdata_hash = $1",
+        )
+        .bind(sessdata_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(Login {
+                mid: u(r.try_get("mid")?),
+                bili_jct: r.try_get("bili_jct")?,
+                expires_ms: r.try_get("expires_ms")?,
+                revoked: r.try_get::<i64, _>("revoked")? != 0,
+            }),
+            None => None,
+        })
+    }
+
+    async fn revoke_logins(&self, mid: u64) -> Result<u64> {
+        let r = sqlx::query("UPDATE logins SET revoked = 1 WHERE mid = $1 AND revoked = 0")
+            .bind(i(mid))
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn relation(&self, mid: u64, fid: u64) -> Result<Relation> {
+        let row = sqlx::query("SELECT follow, special, block FROM relations WHERE mid = $1 AND fid = $2")
+            .bind(i(mid))
+            .bind(i(fid))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => Relation {
+                follow: r.try_get::<i64, _>("follow")? != 0,
+                special: r.try_get::<i64, _>("special")? != 0,
+                block: r.try_get::<i64, _>("block")? != 0,
+            },
+            None => Relation::default(),
+        })
+    }
+
+    async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO relations (mid, fid, follow, special, block, follow_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (mid, fid) DO UPDATE SET follow = excluded.follow, special = excluded.special, \
+             block = excluded.block, follow_ms = CASE WHEN relations.follow = 0 AND excluded.follow = 1 \
+             THEN excluded.follow_ms ELSE relations.follow_ms END",
+        )
+        .bind(i(mid))
+        .bind(i(fid))
+        .bind(i64::from(rel.follow))
+        .bind(i64::from(rel.special))
+        .bind(i64::from(rel.block))
+        .bind(now_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn follow_counts(&self, mid: u64) -> Result<(u64, u64)> {
+        let following: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM relations WHERE mid = $1 AND follow = 1")
+                .bind(i(mid))
+                .fetch_one(&self.read)
+                .await?;
+        let followers: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM relations WHERE fid = $1 AND follow = 1")
+                .bind(i(mid))
+                .fetch_one(&self.read)
+                .await?;
+        Ok((u(following), u(followers)))
+    }
+
+    async fn insert_messages(
+        &self,
+        peer: Peer,
+        insert: Insert,
+        key_of: &(dyn Fn() -> u64 + Send + Sync),
+    ) -> Result<Vec<StoredMessage>> {
+        let Peer::Pair { a, b } = peer;
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let n = insert.messages.len() as i64;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let now_us = insert.now_us;
+        let mut tx = self.write.begin().await?;
+        // The conversation row is the seqno counter: bumping it first takes the row lock that
+        // orders every writer of this conversation, on any node.
+        let row = sqlx::query(
+            "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
+             VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
+             max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
+        )
+        .bind(format!("{lo}:{hi}"))
+        .bind(i(lo))
+        .bind(i(hi))
+        .bind(n)
+        .bind(now_us)
+        .fetch_one(&mut *tx)
+        .await?;
+        let conv_id: i64 = row.try_get("id")?;
+        let first_seqno = u(row.try_get::<i64, _>("max_seqno")? - n + 1);
+
+        if let Some(target) = insert.recall_target {
+            let r = sqlx::query(
+                "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
+            )
+            .bind(i(target))
+            .bind(conv_id)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(StoreError::Stale);
+            }
+        }
+
+        let ts = now_us / 1_000_000;
+        let mut stored = Vec::with_capacity(insert.messages.len());
+        for (k, m) in insert.messages.iter().enumerate() {
+            let seqno = first_seqno + k as u64;
+            let key = key_of();
+            let at_uids = m
+                .at_uids
+                .as_ref()
+                .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+            sqlx::query(
+                "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
+                 msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
+                 msg_source, visible_to, dev_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15)",
+            )
+            .bind(conv_id)
+            .bind(i(seqno))
+            .bind(i(key))
+            .bind(i(m.sender_uid))
+            .bind(i64::from(m.receiver_type))
+            .bind(i(m.receiver_id))
+            .bind(i64::from(m.msg_type))
+            .bind(&m.content)
+            .bind(ts)
+            .bind(at_uids)
+            .bind(&m.notify_code)
+            .bind(i64::from(m.new_face_version))
+            .bind(i64::from(m.msg_source))
+            .bind(m.visible_to.map(i))
+            .bind(&m.dev_id)
+            .execute(&mut *tx)
+            .await?;
+            stored.push(StoredMessage {
+                conv_id,
+                visible_to: m.visible_to,
+                msg: sixin_proto::Message {
+                    sender_uid: m.sender_uid,
+                    receiver_type: m.receiver_type,
+                    receiver_id: m.receiver_id,
+                    msg_type: m.msg_type,
+                    content: m.content.clone(),
+                    msg_seqno: seqno,
+                    timestamp: ts,
+                    at_uids: m.at_uids.clone(),
+                    msg_key: key,
+                    msg_status: 0,
+                    sys_cancel: None,
+                    notify_code: m.notify_code.clone(),
+                    new_face_version: Some(m.new_face_version),
+                    msg_source: m.msg_source,
+                },
+            });
+        }
+
+        let sender = insert.messages[0].sender_uid;
+        for (owner, talker) in [(a, b), (b, a)] {
+            let visible: Vec<&StoredMessage> = stored
+                .iter()
+                .filter(|s| s.visible_to.is_none_or(|v| v == owner))
+                .collect();
+            let Some(last) = visible.last().map(|s| s.msg.msg_seqno) else {
+                continue;
+            };
+            let incoming = visible.iter().filter(|s| s.msg.sender_uid != owner).count() as i64;
+            let reads = owner == sender && insert.sender_reads;
+            let sql = if reads {
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, last_seqno, unread_count) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0) ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                 conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
+                 session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, removed = 0"
+            } else {
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, unread_count) \
+                 VALUES ($1, 1, $2, $3, $5, $4, $6) ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                 conv_id = excluded.conv_id, session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, \
+                 unread_count = sessions.unread_count + $6, removed = 0"
+            };
+            let mut q = sqlx::query(sql)
+                .bind(i(owner))
+                .bind(i(talker))
+                .bind(conv_id)
+                .bind(i(last))
+                .bind(now_us);
+            if !reads {
+                q = q.bind(incoming);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM messages m WHERE m.msg_key = $1"))
+            .bind(i(msg_key))
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => Ok(decode_message(&r)?),
+            None => Ok(None),
+        }
+    }
+
+    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<(i64, u64)>> {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let row = sqlx::query("SELECT id, max_seqno FROM conversations WHERE pair_key = $1")
+            .bind(format!("{lo}:{hi}"))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("id")?, u(r.try_get("max_seqno")?))),
+            None => None,
+        })
+    }
+
+    async fn messages(&self, conv_id: i64, viewer: u64, w: Window) -> Result<Vec<sixin_proto::Message>> {
+        let mut sql = format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
+             AND (m.visible_to IS NULL OR m.visible_to = $2)"
+        );
+        let mut n = 2;
+        if w.begin.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND m.seqno > ${n}"));
+        }
+        if w.end.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND m.seqno < ${n}"));
+        }
+        if w.tips_only {
+            sql.push_str(" AND m.msg_type = 18");
+        }
+        n += 1;
+        sql.push_str(if w.oldest_first {
+            " ORDER BY m.seqno ASC"
+        } else {
+            " ORDER BY m.seqno DESC"
+        });
+        sql.push_str(&format!(" LIMIT ${n}"));
+        let mut q = sqlx::query(&sql).bind(conv_id).bind(i(viewer));
+        if let Some(b) = w.begin {
+            q = q.bind(i(b.min(i64::MAX as u64)));
+        }
+        if let Some(e) = w.end {
+            q = q.bind(i(e.min(i64::MAX as u64)));
+        }
+        q = q.bind(i64::from(w.limit));
+        let rows = q.fetch_all(&self.read).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(m) = decode_message(r)? {
+                out.push(m.msg);
+            }
+        }
+        if w.oldest_first {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn session(&self, owner: u64, session_type: u8, talker_id: u64) -> Result<Option<SessionRow>> {
+        let sql = format!(
+            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(i(owner))
+            .bind(i64::from(session_type))
+            .bind(i(talker_id))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(decode_session).transpose()?)
+    }
+
+    async fn sessions(&self, owner: u64, q: &SessionQuery) -> Result<Vec<SessionRow>> {
+        let mut sql = format!(
+            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
+             AND s.last_seqno > 0 AND s.removed = 0"
+        );
+        match q.kind {
+            ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
+            ListKind::Users { followed, system } => {
+                sql.push_str(" AND s.is_intercept = 0");
+                match followed {
+                    Some(true) => sql.push_str(
+                        " AND (COALESCE(r.follow, 0) = 1 OR COALESCE(u.system_msg_type, 0) > 0)",
+                    ),
+                    Some(false) => sql.push_str(
+                        " AND COALESCE(r.follow, 0) = 0 AND COALESCE(u.system_msg_type, 0) = 0",
+                    ),
+                    None => {}
+                }
+                match system {
+                    Some(true) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) > 0"),
+                    Some(false) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) = 0"),
+                    None => {}
+                }
+            }
+        }
+        let col = match q.sort {
+            SortBy::SessionTs => "s.session_ts",
+            SortBy::AckTs => "s.ack_ts",
+        };
+        let mut n = 1;
+        if q.pinned {
+            sql.push_str(" AND s.top_ts > 0 ORDER BY s.top_ts DESC");
+        } else {
+            sql.push_str(" AND s.top_ts = 0");
+            if q.after.is_some() {
+                n += 1;
+                sql.push_str(&format!(" AND {col} > ${n}"));
+            }
+            if q.before.is_some() {
+                n += 1;
+                sql.push_str(&format!(" AND {col} < ${n}"));
+            }
+            sql.push_str(&format!(" ORDER BY {col} DESC, s.talker_id DESC"));
+        }
+        n += 1;
+        sql.push_str(&format!(" LIMIT ${n}"));
+        let mut query = sqlx::query(&sql).bind(i(owner));
+        if !q.pinned {
+            if let Some(a) = q.after {
+                query = query.bind(a);
+            }
+            if let Some(b) = q.before {
+                query = query.bind(b);
+            }
+        }
+        let rows = query.bind(i64::from(q.limit)).fetch_all(&self.read).await?;
+        Ok(rows.iter().map(decode_session).collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
+        let sql = format!(
+            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_ts > $2 \
+             AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
+             ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i(owner))
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(decode_session).collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn system_sessions(&self, owner: u64) -> Result<Vec<(u8, u64)>> {
+        let rows = sqlx::query(
+            "SELECT u.system_msg_type, s.talker_id FROM sessions s JOIN users u ON u.mid = s.talker_id \
+             WHERE s.owner = $1 AND s.session_type = 1 AND u.system_msg_type > 0 AND s.last_seqno > 0 \
+             ORDER BY u.system_msg_type",
+        )
+        .bind(i(owner))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("system_msg_type")? as u8,
+                    u(r.try_get("talker_id")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
+        let rows = sqlx::query(
+            "SELECT s.talker_id, s.unread_count, COALESCE(r.follow, 0) AS follows, \
+             COALESCE(u.system_msg_type, 0) AS talker_system_type, s.is_intercept FROM sessions s \
+             LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+             LEFT JOIN users u ON u.mid = s.talker_id \
+             WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
+        )
+        .bind(i(owner))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnreadRow {
+                    talker_id: u(r.try_get("talker_id")?),
+                    unread: u(r.try_get("unread_count")?),
+                    follows: r.try_get::<i64, _>("follows")? != 0,
+                    talker_system_type: r.try_get::<i64, _>("talker_system_type")? as u8,
+                    is_intercept: r.try_get::<i64, _>("is_intercept")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn ack(&self, owner: u64, session_type: u8, talker_id: u64, ack: Option<u64>, now_us: i64) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT conv_id, ack_seqno FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id = $3")
+            .bind(i(owner))
+            .bind(i64::from(session_type))
+            .bind(i(talker_id))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let Some(conv_id) = row.try_get::<Option<i64>, _>("conv_id")? else {
+            return Ok(false);
+        };
+        let current = u(row.try_get("ack_seqno")?);
+        // Locking the conversation row orders this recount after any insert in flight, so an
+        // unread message can't be missed between the count and the write.
+        let max: i64 = sqlx::query_scalar(&format!(
+            "SELECT max_seqno FROM conversations WHERE id = $1{}",
+            self.lock_suffix()
+        ))
+        .bind(conv_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let max = u(max);
+        let target = ack.map_or(max, |a| a.min(max));
+        if target > current {
+            sqlx::query(
+                "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, unread_count = (SELECT COUNT(*) FROM messages m \
+                 WHERE m.conv_id = $3 AND m.seqno > $1 AND m.sender_uid <> $4 AND m.msg_status <> 2 \
+                 AND (m.visible_to IS NULL OR m.visible_to = $4)) \
+                 WHERE owner = $4 AND session_type = $5 AND talker_id = $6",
+            )
+            .bind(i(target))
+            .bind(now_us)
+            .bind(conv_id)
+            .bind(i(owner))
+            .bind(i64::from(session_type))
+            .bind(i(talker_id))
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("UPDATE sessions SET ack_ts = $1 WHERE owner = $2 AND session_type = $3 AND talker_id = $4")
+                .bind(now_us)
+                .bind(i(owner))
+                .bind(i64::from(session_type))
+                .bind(i(talker_id))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_session_flag(&self, owner: u64, session_type: u8, talker_id: u64, flag: SessionFlag) -> Result<()> {
+        let (col, v) = match flag {
+            SessionFlag::Removed(b) => ("removed", i64::from(b)),
+            SessionFlag::TopTs(t) => ("top_ts", t),
+            SessionFlag::Dnd(b) => ("is_dnd", i64::from(b)),
+            SessionFlag::PushSetting(s) => ("push_setting", i64::from(s)),
+        };
+        sqlx::query(&format!(
+            "INSERT INTO sessions (owner, session_type, talker_id, {col}) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET {col} = excluded.{col}"
+        ))
+        .bind(i(owner))
+        .bind(i64::from(session_type))
+        .bind(i(talker_id))
+        .bind(v)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn dnd_settings(&self, owner: u64, session_type: u8, talkers: &[u64]) -> Result<Vec<(u64, bool)>> {
+        if talkers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT talker_id, is_dnd FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id IN ({})",
+            placeholders(3, talkers.len())
+        );
+        let mut q = sqlx::query(&sql).bind(i(owner)).bind(i64::from(session_type));
+        for t in talkers {
+            q = q.bind(i(*t));
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| Ok((u(r.try_get("talker_id")?), r.try_get::<i64, _>("is_dnd")? != 0)))
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}
