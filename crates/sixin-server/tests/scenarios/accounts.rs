@@ -1,0 +1,4 @@
+//! Scenarios: accounts.
+
+#[allow(unused_imports)]
+use crate::*;

@@ -1,0 +1,4 @@
+//! Scenarios: bad_input.
+
+#[allow(unused_imports)]
+use crate::*;

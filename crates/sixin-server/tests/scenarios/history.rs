@@ -1,0 +1,4 @@
+//! Scenarios: history.
+
+#[allow(unused_imports)]
+use crate::*;

@@ -1,0 +1,14 @@
+//! The scenario suite: every behaviour through real HTTP against a server on an ephemeral
+//! port. Each scenario runs on SQLite, and on PostgreSQL when `SIXIN_TEST_DATABASE_URL` names
+//! a server (under `CI=true` its absence is a failure, not a skip).
+
+mod harness;
+
+mod accounts;
+mod bad_input;
+mod history;
+mod send;
+mod sessions;
+mod wire;
+
+pub use harness::*;

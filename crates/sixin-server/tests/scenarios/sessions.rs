@@ -1,0 +1,4 @@
+//! Scenarios: sessions.
+
+#[allow(unused_imports)]
+use crate::*;

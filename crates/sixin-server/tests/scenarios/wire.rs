@@ -1,0 +1,4 @@
+//! Scenarios: wire.
+
+#[allow(unused_imports)]
+use crate::*;
