@@ -393,3 +393,8 @@ pub fn ok(v: &Value) -> &Value {
     assert_eq!(v["ttl"], 1, "{v}");
     &v["data"]
 }
+
+/// A fresh PostgreSQL database for tests that start their own servers; dropped with the guard.
+pub async fn create_pg_database_pub(admin_url: &str) -> (String, impl Drop) {
+    create_pg_database(admin_url).await
+}

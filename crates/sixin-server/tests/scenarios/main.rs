@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod bad_input;
 mod history;
+mod multinode;
 mod send;
 mod sessions;
 mod wire;
