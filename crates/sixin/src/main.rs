@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+mod client_cmd;
+mod render;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sixin_server::config::redact_url;
@@ -13,6 +16,8 @@ use sixin_server::Config;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: client_cmd::ClientOpts,
 }
 
 #[derive(Subcommand)]
@@ -25,6 +30,8 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
 }
 
 #[derive(Args, Clone)]
@@ -120,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&login)?);
             Ok(())
         }
+        Command::Client(cmd) => client_cmd::run(cmd, &cli.client).await,
         Command::Config(ConfigCommand::PrintDefault) => {
             print!("{}", Config::default_toml());
             Ok(())

@@ -167,7 +167,9 @@ impl Service {
         })
     }
 
+    /// Revokes every live login of `mid`; an unknown user is `NotFound` (like creating one).
     pub async fn revoke_logins(&self, mid: u64) -> Result<u64> {
+        self.store.user(mid).await?.ok_or(DomainError::NotFound)?;
         Ok(self.store.revoke_logins(mid).await?)
     }
 

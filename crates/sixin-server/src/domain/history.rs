@@ -15,8 +15,9 @@ pub struct FetchRequest {
     pub talker_id: u64,
     pub session_type: u8,
     pub size: u32,
-    /// 0 is the same as absent: seqnos start at 1.
+    /// Exclusive; 0 is a real bound ("from the beginning", for catching up).
     pub begin_seqno: Option<u64>,
+    /// Exclusive; 0 is the same as absent (nothing lies below it).
     pub end_seqno: Option<u64>,
     pub web: bool,
 }
@@ -26,7 +27,7 @@ impl Service {
         if req.session_type == 2 {
             return Err(DomainError::NotGroupMember);
         }
-        let begin = req.begin_seqno.filter(|b| *b > 0);
+        let begin = req.begin_seqno;
         let end = req.end_seqno.filter(|e| *e > 0);
         let tips_only = req.size == 0;
         let size = if tips_only { TIPS_PAGE } else { req.size.min(MAX_FETCH) };

@@ -44,6 +44,15 @@ fn host_allowed(host: &str, patterns: &[String]) -> bool {
     })
 }
 
+/// The target of a recall: a bare or quoted decimal `msg_key`. Signs are refused (Rust's integer
+/// parsing would take `+5`), as everywhere ids are parsed.
+fn parse_recall_key(content: &str) -> Option<u64> {
+    if content.contains(['+', '-']) {
+        return None;
+    }
+    parse_recall_target(content)
+}
+
 impl Service {
     pub async fn send(&self, caller: &super::Caller, req: SendRequest) -> Result<SendResult> {
         // 1 (the rest of it): the sender field must be the caller.
@@ -79,19 +88,29 @@ impl Service {
         let mut recall_target = None;
         match msg_type {
             content::TEXT => {
-                let text: content::Text = serde_json::from_str(&req.content)
-                    .map_err(|_| DomainError::BadRequest("text content is not {\"content\":\"...\"}"))?;
+                let text: content::Text = serde_json::from_str(&req.content).map_err(|_| {
+                    DomainError::BadRequest("text content is not {\"content\":\"...\"}")
+                })?;
                 if text.content.is_empty() {
                     return Err(DomainError::BadRequest("empty text"));
                 }
             }
             content::IMAGE => {
-                let image: content::Image = serde_json::from_str(&req.content)
-                    .map_err(|_| DomainError::BadRequest("image content has no url"))?;
-                let ok = url::Url::parse(image.url.trim())
+                // Only the url is validated (SPEC §2.2: store content as given); the other
+                // fields are kept whatever their JSON type.
+                let value: serde_json::Value = serde_json::from_str(&req.content)
+                    .map_err(|_| DomainError::BadRequest("image content is not a JSON object"))?;
+                let url = value
+                    .get("url")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or(DomainError::BadRequest("image content has no url"))?;
+                let ok = url::Url::parse(url.trim())
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .and_then(|u| u.host_str().map(|h| host_allowed(h, &self.config.image_hosts)))
+                    .and_then(|u| {
+                        u.host_str()
+                            .map(|h| host_allowed(h, &self.config.image_hosts))
+                    })
                     .unwrap_or(false);
                 if !ok {
                     return Err(DomainError::BadImage);
@@ -99,10 +118,17 @@ impl Service {
             }
             _ => {
                 // 5: recall.
-                let key = parse_recall_target(&req.content)
+                let key = parse_recall_key(&req.content)
                     .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
-                let target = self.store.message_by_key(key).await?.ok_or(DomainError::MsgKeyNotFound)?;
-                let conv = self.store.pair_conversation(caller.mid, receiver.mid).await?;
+                let target = self
+                    .store
+                    .message_by_key(key)
+                    .await?
+                    .ok_or(DomainError::MsgKeyNotFound)?;
+                let conv = self
+                    .store
+                    .pair_conversation(caller.mid, receiver.mid)
+                    .await?;
                 if conv.map(|c| c.0) != Some(target.conv_id)
                     || target.msg.sender_uid != caller.mid
                     || target.msg.msg_type == content::RECALL
@@ -128,7 +154,10 @@ impl Service {
         let stored = self
             .store
             .insert_messages(
-                Peer::Pair { a: caller.mid, b: receiver.mid },
+                Peer::Pair {
+                    a: caller.mid,
+                    b: receiver.mid,
+                },
                 Insert {
                     messages: vec![NewMessage {
                         sender_uid: caller.mid,
@@ -178,7 +207,11 @@ impl Service {
     /// The first configured keyword rule the text hits, as `key_hit_infos`.
     fn key_hits(&self, text: &str) -> KeyHitInfos {
         for rule in &self.config.keyword_rules {
-            let hits = rule.keywords.iter().filter(|k| !k.is_empty() && text.contains(k.as_str())).count();
+            let hits = rule
+                .keywords
+                .iter()
+                .filter(|k| !k.is_empty() && text.contains(k.as_str()))
+                .count();
             if hits > 0 {
                 return KeyHitInfos {
                     toast: Some(rule.toast.clone()),

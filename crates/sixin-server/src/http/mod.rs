@@ -97,7 +97,7 @@ pub struct ApiReq {
     cookies: Vec<(String, String)>,
 }
 
-fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .get_all(header::COOKIE)
         .iter()

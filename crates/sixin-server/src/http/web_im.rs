@@ -27,7 +27,8 @@ async fn send_msg(State(svc): State<AppState>, req: ApiReq) -> Api<SendResult> {
             .ok_or(DomainError::BadRequest("msg[dev_id]"))?
             .trim()
             .to_string();
-        if dev_id.len() > 64 {
+        // Control characters (a NUL can't even be stored in PostgreSQL text) are malformed.
+        if dev_id.len() > 64 || dev_id.chars().any(char::is_control) {
             return Err(DomainError::BadRequest("msg[dev_id]"));
         }
         // Seconds or milliseconds; only checked for form, the stored time is the server's.

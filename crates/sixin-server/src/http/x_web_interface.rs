@@ -2,7 +2,7 @@
 //! user cards.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -10,7 +10,7 @@ use sixin_proto::envelope::Data;
 use sixin_proto::params::parse_id_list;
 use sixin_proto::{ApiCode, Envelope, ImUserInfo, MyInfo, UserCard};
 
-use super::{error_response, json_response, Api, ApiReq, AppState};
+use super::{error_response, json_response, parse_cookies, Api, ApiReq, AppState};
 use crate::domain::DomainError;
 
 pub fn routes() -> Router<AppState> {
@@ -21,8 +21,15 @@ pub fn routes() -> Router<AppState> {
         .route("/x/im/user_infos", get(user_infos))
 }
 
-async fn nav(State(svc): State<AppState>, req: ApiReq) -> Response {
-    let caller = svc.authenticate(req.cookie("SESSDATA")).await.ok();
+/// `nav` hands out the WBI keys, so it is never itself subject to the WBI check (a client
+/// in `wbi = "require"` mode could not otherwise get the keys to sign with).
+async fn nav(State(svc): State<AppState>, headers: HeaderMap) -> Response {
+    let cookies = parse_cookies(&headers);
+    let sessdata = cookies
+        .iter()
+        .find(|(k, _)| k == "SESSDATA")
+        .map(|(_, v)| v.as_str());
+    let caller = svc.authenticate(sessdata).await.ok();
     match svc.nav(caller.as_ref()).await {
         // Logged out, nav still answers with the WBI keys, under code -101.
         Ok(nav) if !nav.is_login => json_response(
@@ -44,7 +51,10 @@ async fn myinfo(State(svc): State<AppState>, req: ApiReq) -> Api<MyInfo> {
 }
 
 fn uids(req: &ApiReq) -> Result<Vec<u64>, DomainError> {
-    let v = req.params.get_nonempty("uids").ok_or(DomainError::BadRequest("uids"))?;
+    let v = req
+        .params
+        .get_nonempty("uids")
+        .ok_or(DomainError::BadRequest("uids"))?;
     let ids = parse_id_list(v).ok_or(DomainError::BadRequest("uids"))?;
     if ids.is_empty() || ids.len() > 50 {
         return Err(DomainError::InvalidArgument("uids"));

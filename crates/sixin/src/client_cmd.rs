@@ -1,0 +1,459 @@
+//! The client commands: read and write private messages as a user, against the official
+//! service or a sixin server.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use sixin_client::{Client, Credentials, Direction, OutgoingMessage, SessionsQuery, UnreadQuery};
+
+use crate::render::{format_ts, html_transcript, render_line};
+
+/// Options of every client command.
+#[derive(Args, Clone, Debug)]
+pub struct ClientOpts {
+    /// A sixin server (one base URL); default: the official hosts.
+    #[arg(long, global = true, env = "SIXIN_SERVER")]
+    pub server: Option<String>,
+    /// A Netscape cookies.txt with SESSDATA, bili_jct and DedeUserID; default: the
+    /// SESSDATA, bili_jct and DedeUserID environment variables.
+    #[arg(long, global = true)]
+    pub cookies: Option<PathBuf>,
+    /// Print JSON instead of text (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Unread counts.
+    Unread,
+    /// The session list as a table.
+    Sessions {
+        /// session_type: 1 users, 2 unfollowed, 3 groups, 4 all, 5 intercepted, 7 system, 8
+        /// strangers, 9 followed.
+        #[arg(long, default_value_t = 4)]
+        r#type: u8,
+        #[arg(long, default_value_t = 20)]
+        size: u32,
+    },
+    /// A conversation's whole history, oldest first.
+    History {
+        talker: u64,
+        /// TALKER is a fan group.
+        #[arg(long)]
+        group: bool,
+        /// Only the newest N messages.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Send a text (or an image with --image).
+    Send {
+        talker: u64,
+        text: Option<String>,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        group: bool,
+    },
+    /// Recall one of your messages (within the recall window).
+    Recall {
+        msg_key: u64,
+        /// The conversation; found among recent sessions when omitted.
+        #[arg(long)]
+        talker: Option<u64>,
+    },
+    /// Mark a conversation read.
+    Read {
+        talker: u64,
+        #[arg(long)]
+        group: bool,
+    },
+    /// Print new messages as they arrive.
+    Watch {
+        /// Seconds between polls (default: 5 towards the official hosts, 1 towards a server).
+        #[arg(long)]
+        interval: Option<f64>,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Export conversations to JSON Lines and HTML, incrementally.
+    Export {
+        /// User talkers to export (use g:ID for a fan group).
+        talkers: Vec<String>,
+        /// Every conversation in the session list.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
+    let creds = match &opts.cookies {
+        Some(p) => Credentials::from_cookies_file(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Credentials::from_env().context("no credentials: set SESSDATA/bili_jct/DedeUserID or use --cookies")?,
+    };
+    let mut b = Client::builder().credentials(creds);
+    if let Some(s) = &opts.server {
+        b = b.server(s);
+    }
+    Ok(b.build()?)
+}
+
+fn session_type(group: bool) -> u8 {
+    if group {
+        2
+    } else {
+        1
+    }
+}
+
+/// Names for mids, resolved through user cards (unknown ones show as the mid).
+struct Names {
+    map: HashMap<u64, String>,
+}
+
+impl Names {
+    async fn load(c: &Client, mids: impl IntoIterator<Item = u64>) -> Names {
+        let mut want: Vec<u64> = mids.into_iter().filter(|m| *m != 0).collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut map = HashMap::new();
+        for chunk in want.chunks(50) {
+            if let Ok(cards) = c.user_cards(chunk).await {
+                for card in cards {
+                    map.insert(card.mid, card.name);
+                }
+            }
+        }
+        Names { map }
+    }
+    fn name(&self, mid: u64) -> String {
+        match self.map.get(&mid) {
+            Some(n) => format!("{n}({mid})"),
+            None => mid.to_string(),
+        }
+    }
+}
+
+pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        ClientCommand::Unread => {
+            let u = c.single_unread(UnreadQuery { unread_type: 0, show_unfollow_list: true, show_dustbin: true }).await?;
+            let g = c.my_group_unread().await?;
+            if opts.json {
+                let mut v = serde_json::to_value(&u)?;
+                v["group_unread"] = g.unread_count.into();
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "followed:   {}", u.follow_unread)?;
+                writeln!(out, "unfollowed: {}", u.unfollow_unread)?;
+                writeln!(out, "dustbin:    {}", u.dustbin_unread)?;
+                writeln!(out, "groups:     {}", g.unread_count)?;
+            }
+        }
+        ClientCommand::Sessions { r#type, size } => {
+            let list = c.get_sessions(SessionsQuery { session_type: r#type, size, ..Default::default() }).await?;
+            let sessions = list.session_list.unwrap_or_default();
+            if opts.json {
+                for s in &sessions {
+                    writeln!(out, "{}", serde_json::to_string(s)?)?;
+                }
+                return Ok(());
+            }
+            let names = Names::load(&c, sessions.iter().filter(|s| s.session_type == 1).map(|s| s.talker_id)).await;
+            writeln!(out, "{:<28} {:>6} {:>7}  {:<20}  last message", "talker", "type", "unread", "time")?;
+            for s in &sessions {
+                let who = if let Some(a) = &s.account_info {
+                    format!("{}({})", a.name, s.talker_id)
+                } else if s.session_type == 2 {
+                    format!("{}(g:{})", s.group_name, s.talker_id)
+                } else {
+                    names.name(s.talker_id)
+                };
+                let last = s
+                    .last_msg
+                    .as_ref()
+                    .map(|m| crate::render::render_content(m.msg_type, &m.content, m.msg_status))
+                    .unwrap_or_default();
+                let last: String = last.chars().take(40).collect();
+                let pin = if s.top_ts > 0 { "📌" } else { "" };
+                writeln!(
+                    out,
+                    "{:<28} {:>6} {:>7}  {:<20}  {pin}{}",
+                    who,
+                    if s.session_type == 2 { "group" } else { "user" },
+                    s.unread_count,
+                    format_ts(s.session_ts / 1_000_000),
+                    last.replace('\n', " ")
+                )?;
+            }
+            if list.has_more == 1 {
+                writeln!(out, "… more sessions (raise --size)")?;
+            }
+        }
+        ClientCommand::History { talker, group, limit } => {
+            let mut pager = c.history(talker, session_type(group), Direction::Backward);
+            let mut msgs: Vec<Value> = Vec::new();
+            while let Some(page) = pager.next_raw_page().await? {
+                msgs.extend(page);
+                if limit.is_some_and(|l| msgs.len() >= l) {
+                    break;
+                }
+            }
+            if let Some(l) = limit {
+                msgs.truncate(l);
+            }
+            msgs.reverse();
+            if opts.json {
+                for m in &msgs {
+                    writeln!(out, "{m}")?;
+                }
+                return Ok(());
+            }
+            let names = Names::load(&c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64())).await;
+            for m in &msgs {
+                writeln!(out, "{}", render_line(m, &|mid| names.name(mid)))?;
+            }
+        }
+        ClientCommand::Send { talker, text, image, group } => {
+            let mut m = match (text, image) {
+                (Some(t), None) => OutgoingMessage::text(talker, &t),
+                (None, Some(url)) => OutgoingMessage::image(talker, &url),
+                _ => bail!("give either TEXT or --image URL"),
+            };
+            if group {
+                m = m.to_group();
+            }
+            let r = c.send(&m).await?;
+            if opts.json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(out, "sent: msg_key {}", r.msg_key)?;
+            }
+        }
+        ClientCommand::Recall { msg_key, talker } => {
+            let talker = match talker {
+                Some(t) => t,
+                None => find_talker_of(&c, msg_key).await?,
+            };
+            let r = c.recall(talker, msg_key).await?;
+            writeln!(out, "recalled {msg_key} (recall msg_key {})", r.msg_key)?;
+        }
+        ClientCommand::Read { talker, group } => {
+            c.update_ack(talker, session_type(group), None).await?;
+            writeln!(out, "marked read")?;
+        }
+        ClientCommand::Watch { interval, duration } => {
+            let every = interval.map(Duration::from_secs_f64).unwrap_or(if c.is_official() {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_secs(1)
+            });
+            watch(&c, every, duration.map(Duration::from_secs_f64), opts.json, out).await?;
+        }
+        ClientCommand::Export { talkers, all, out: dir } => {
+            export(&c, &talkers, all, &dir, out).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The conversation of one of the caller's recent messages (the recall window is short).
+async fn find_talker_of(c: &Client, msg_key: u64) -> anyhow::Result<u64> {
+    let me = c.mid()?;
+    let list = c.get_sessions(SessionsQuery { session_type: 1, size: 50, ..Default::default() }).await?;
+    for s in list.session_list.unwrap_or_default() {
+        let page = c
+            .fetch_session_msgs(sixin_client::FetchQuery {
+                talker_id: s.talker_id,
+                session_type: 1,
+                size: 50,
+                begin_seqno: None,
+                end_seqno: None,
+            })
+            .await?;
+        if page.messages.unwrap_or_default().iter().any(|m| m.msg_key == msg_key && m.sender_uid == me) {
+            return Ok(s.talker_id);
+        }
+    }
+    bail!("msg_key {msg_key} is not among your recent messages; give --talker")
+}
+
+/// Polls `new_sessions`, then reads each changed conversation forward from the last seqno seen.
+async fn watch(
+    c: &Client,
+    every: Duration,
+    duration: Option<Duration>,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // Where each conversation stood when watching began: only what comes after is printed.
+    let mut seen: HashMap<(u8, u64), u64> = HashMap::new();
+    let mut since: i64 = 0;
+    let list = c.get_sessions(SessionsQuery { session_type: 4, size: 100, ..Default::default() }).await?;
+    for s in list.session_list.unwrap_or_default() {
+        seen.insert((s.session_type, s.talker_id), s.max_seqno);
+        since = since.max(s.session_ts);
+    }
+    let mut names = Names { map: HashMap::new() };
+    loop {
+        let fresh = c.new_sessions(since, 100).await?;
+        for s in fresh.session_list.unwrap_or_default() {
+            since = since.max(s.session_ts);
+            let key = (s.session_type, s.talker_id);
+            let from = seen.get(&key).copied().unwrap_or(0);
+            let mut pager = c.history(s.talker_id, s.session_type, Direction::ForwardFrom(from));
+            while let Some(page) = pager.next_raw_page().await? {
+                for m in page {
+                    let seq = m["msg_seqno"].as_u64().unwrap_or(0);
+                    seen.insert(key, seq.max(*seen.get(&key).unwrap_or(&0)));
+                    if json {
+                        writeln!(out, "{m}")?;
+                    } else {
+                        let sender = m["sender_uid"].as_u64().unwrap_or(0);
+                        if sender != 0 && !names.map.contains_key(&sender) {
+                            let more = Names::load(c, [sender]).await;
+                            names.map.extend(more.map);
+                        }
+                        let place = if s.session_type == 2 { format!("g:{}", s.talker_id) } else { s.talker_id.to_string() };
+                        writeln!(out, "<{place}> {}", render_line(&m, &|mid| names.name(mid)))?;
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+        if duration.is_some_and(|d| started.elapsed() >= d) {
+            return Ok(());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A conversation to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Target {
+    session_type: u8,
+    talker: u64,
+}
+
+impl Target {
+    fn stem(&self) -> String {
+        match self.session_type {
+            2 => format!("group-{}", self.talker),
+            _ => format!("user-{}", self.talker),
+        }
+    }
+}
+
+fn parse_target(s: &str) -> anyhow::Result<Target> {
+    let (session_type, id) = match s.strip_prefix("g:") {
+        Some(g) => (2, g),
+        None => (1, s),
+    };
+    Ok(Target { session_type, talker: id.parse().with_context(|| format!("not a talker id: {s}"))? })
+}
+
+/// Reads an export file, dropping a trailing partial line (an interrupted run) so appending
+/// resumes cleanly. Returns the messages and the last seqno.
+fn read_jsonl(path: &Path) -> anyhow::Result<(Vec<Value>, u64)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e.into()),
+    };
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    if complete.len() != text.len() {
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(complete.len() as u64)?;
+        f.sync_all()?;
+    }
+    let mut msgs = Vec::new();
+    for line in complete.lines().filter(|l| !l.trim().is_empty()) {
+        msgs.push(serde_json::from_str::<Value>(line).with_context(|| format!("corrupt line in {}", path.display()))?);
+    }
+    let last = msgs.iter().filter_map(|m| m["msg_seqno"].as_u64()).max().unwrap_or(0);
+    Ok((msgs, last))
+}
+
+async fn export(c: &Client, talkers: &[String], all: bool, dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    if talkers.is_empty() && !all {
+        bail!("name the talkers to export, or use --all");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut targets: Vec<Target> = talkers.iter().map(|t| parse_target(t)).collect::<anyhow::Result<_>>()?;
+    if all {
+        let mut end_ts = None;
+        loop {
+            let list = c
+                .get_sessions(SessionsQuery { session_type: 4, size: 100, end_ts, ..Default::default() })
+                .await?;
+            let sessions = list.session_list.unwrap_or_default();
+            for s in &sessions {
+                let t = Target { session_type: s.session_type, talker: s.talker_id };
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+            match sessions.iter().filter(|s| s.top_ts == 0).map(|s| s.session_ts).min() {
+                Some(ts) if list.has_more == 1 => end_ts = Some(ts),
+                _ => break,
+            }
+        }
+    }
+    let me = c.mid().unwrap_or(0);
+    for t in targets {
+        let jsonl = dir.join(format!("{}.jsonl", t.stem()));
+        let (mut msgs, last) = read_jsonl(&jsonl)?;
+        let total_hint = c.session_detail(t.talker, t.session_type).await.map(|s| s.max_seqno).unwrap_or(0);
+        let bar = indicatif::ProgressBar::new(total_hint.saturating_sub(last));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} messages")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(t.stem());
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&jsonl)?;
+        let mut pager = c.history(t.talker, t.session_type, Direction::ForwardFrom(last));
+        let mut added = 0usize;
+        while let Some(page) = pager.next_raw_page().await? {
+            let mut buf = String::new();
+            for m in &page {
+                buf.push_str(&serde_json::to_string(m)?);
+                buf.push('\n');
+            }
+            // One page per write, synced before the next request: an interrupted export loses
+            // at most the page in flight, and the next run picks up after the last whole line.
+            file.write_all(buf.as_bytes())?;
+            file.sync_data()?;
+            added += page.len();
+            bar.inc(page.len() as u64);
+            msgs.extend(page);
+        }
+        bar.finish_and_clear();
+        let names = Names::load(c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64()).chain([t.talker])).await;
+        let title = if t.session_type == 2 {
+            format!("粉丝团 {}", t.talker)
+        } else {
+            format!("与 {} 的私信", names.name(t.talker))
+        };
+        let html = html_transcript(&title, me, &msgs, &|mid| names.name(mid));
+        let html_path = dir.join(format!("{}.html", t.stem()));
+        let tmp = dir.join(format!(".{}.html.tmp", t.stem()));
+        std::fs::write(&tmp, html)?;
+        std::fs::rename(&tmp, &html_path)?;
+        writeln!(out, "{}: {} new, {} in all", t.stem(), added, msgs.len())?;
+    }
+    Ok(())
+}
