@@ -269,3 +269,38 @@ pub struct InfoWeb {
     #[serde(default)]
     pub pgc: Vec<serde_json::Value>,
 }
+
+/// `old_up_assistant_door` of `get_sys_setting`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldUpAssistantDoor {
+    pub show_old_up_door: u8,
+    pub title: String,
+    pub sub_title: String,
+}
+
+/// `data` of `get_sys_setting`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SysSetting {
+    pub is_create_group_available: u8,
+    pub is_auto_reply_available: u8,
+    pub vc_hint_title: String,
+    pub vc_hint_title_button: String,
+    pub vc_hint_detail: String,
+    pub vc_hint_detail_button: String,
+    pub auto_reply_html: String,
+    pub is_receive_unfollow_wl: u8,
+    pub is_voyage: u8,
+    pub is_auto_reply_recommend_available: u8,
+    pub is_discuss_style_im_page: u8,
+    pub discuss_unread_style_im_page: u8,
+    pub old_up_assistant_door: OldUpAssistantDoor,
+    pub is_new_up_assistant_effective: u8,
+    pub is_archive_gray: bool,
+    pub session_cfg: BTreeMap<String, serde_json::Value>,
+    pub migrate_session_api: bool,
+    pub game_msg: serde_json::Map<String, serde_json::Value>,
+    pub auto_reply_msg_desc: String,
+    pub huahuo_group_icon_new: String,
+    pub huahuo_group_icon_dark_new: String,
+    pub im_disabled_input_hint: String,
+}

@@ -66,6 +66,18 @@ pub struct Config {
     pub keyword_rules: Vec<KeywordRule>,
     /// Database connections (PostgreSQL) or read connections (SQLite).
     pub max_connections: u32,
+    /// Messages one sender may send per second (more → 21020).
+    pub sends_per_second: u64,
+    /// Messages one sender may send per day to people who don't follow them (more → 21046).
+    /// Days are calendar days in UTC+8.
+    pub daily_sends_to_strangers: u64,
+    /// Read-only mode: sends get 21028 (the admin API can also switch it at run time).
+    pub maintenance: bool,
+    /// A message from someone the receiver doesn't follow that contains one of these goes to
+    /// the receiver's dustbin (intercepted).
+    pub spam_keywords: Vec<String>,
+    /// Whether users may send messages to the built-in system accounts.
+    pub system_accounts_accept_messages: bool,
 }
 
 pub const PAYMENT_TOAST: &str = "【温馨提示】为保障消费者权益，根据平台规则，如创作者在与消费者沟通中进行发布要求非法转账、欺诈转账等违规行为，平台有权对此进行处罚，感谢您的理解。";
@@ -96,6 +108,11 @@ impl Default for Config {
                 toast: PAYMENT_TOAST.into(),
             }],
             max_connections: 8,
+            sends_per_second: 5,
+            daily_sends_to_strangers: 100,
+            maintenance: false,
+            spam_keywords: vec!["兼职刷单".into(), "日结工资".into(), "加我微信领取".into()],
+            system_accounts_accept_messages: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod history;
+pub mod relations;
 mod send;
 mod sessions;
 pub mod system;
@@ -18,6 +19,7 @@ use crate::store::{Store, StoreError};
 
 pub use accounts::{Caller, LoginCookies, NewUserRequest, RelationPatch};
 pub use history::FetchRequest;
+pub use relations::RelationAct;
 pub use send::{msg_source_of, SendRequest};
 pub use sessions::{SessionsRequest, UnreadRequest};
 
@@ -55,6 +57,26 @@ pub enum DomainError {
     SessionNotFound,
     #[error("not found")]
     NotFound,
+    #[error("the receiver's privacy settings refuse the caller")]
+    PrivacyBlocked,
+    #[error("the caller blocked the receiver")]
+    YouBlocked,
+    #[error("one message until the receiver replies or follows")]
+    OneMessageLimit,
+    #[error("sending too fast")]
+    TooFast,
+    #[error("daily limit to strangers reached")]
+    DailyLimit,
+    #[error("maintenance mode")]
+    Maintenance,
+    #[error("relation with oneself")]
+    SelfRelation,
+    #[error("follow refused: blocked")]
+    FollowBlocked,
+    #[error("already followed")]
+    AlreadyFollowed,
+    #[error("already blocked")]
+    AlreadyBlocked,
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error(transparent)]

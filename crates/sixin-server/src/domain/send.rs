@@ -3,7 +3,7 @@
 use sixin_proto::content::{self, parse_recall_target};
 use sixin_proto::{KeyHitInfos, SendResult};
 
-use super::{DomainError, Result, Service};
+use super::{relations, DomainError, Result, Service};
 use crate::store::{Insert, NewMessage, Peer, StoreError};
 
 /// A parsed `send_msg` request (check 1, parsing, is done by the HTTP layer).
@@ -145,6 +145,18 @@ impl Service {
                 recall_target = Some(key);
             }
         }
+        // 6: relations, privacy and the one-message rule.
+        let policy = self.relation_policy(caller, &receiver, msg_type).await?;
+        // 7: rate limits and maintenance.
+        self.check_rates(caller, policy.receiver_follows).await?;
+
+        let text = (msg_type == content::TEXT)
+            .then(|| serde_json::from_str::<content::Text>(&req.content).ok())
+            .flatten()
+            .map(|t| t.content);
+        let sender = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
+        let intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+        let manual = relations::is_manual_source(req.msg_source) && msg_type != content::RECALL;
         let stored_content = match recall_target {
             Some(k) => k.to_string(),
             None => req.content.clone(),
@@ -171,10 +183,18 @@ impl Service {
                         msg_source: req.msg_source,
                         visible_to: None,
                         dev_id: req.dev_id.clone(),
-                    }],
+                        manual,
+                        push: false,
+                        official: false,
+                    }]
+                    .into_iter()
+                    .chain(policy.tip.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
+                    .collect(),
                     now_us: self.clock.now_us(),
                     sender_reads: true,
                     recall_target,
+                    intercept_receiver: intercept,
+                    max_manual_sent: policy.max_manual_sent.filter(|_| manual),
                 },
                 &move || keys.next(now_ms),
             )
@@ -182,9 +202,18 @@ impl Service {
             .map_err(|e| match e {
                 // Someone recalled it between the check and the write.
                 StoreError::Stale => DomainError::AlreadyRecalled,
+                // Another send won the one message allowed.
+                StoreError::Conflict => DomainError::OneMessageLimit,
                 e => e.into(),
             })?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
+
+        // Side effects: the message is stored whatever happens to them.
+        if manual && !intercept {
+            if let Err(e) = self.auto_reply_to_message(caller.mid, receiver.mid, text.as_deref()).await {
+                tracing::warn!(error = %e, "auto-reply failed");
+            }
+        }
 
         let mut result = SendResult {
             msg_key: msg.msg_key,

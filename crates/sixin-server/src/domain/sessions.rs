@@ -57,8 +57,8 @@ impl Service {
             can_fold: 0,
             status: 0,
             max_seqno: row.max_seqno,
-            new_push_msg: 0,
-            setting: 0,
+            new_push_msg: u8::from(row.biz_unread > 0 && row.push_setting == 0),
+            setting: row.push_setting,
             is_guardian: 0,
             is_intercept: u8::from(row.is_intercept),
             is_trust: u8::from(row.is_trust),
@@ -68,7 +68,7 @@ impl Service {
                 pic_url: a.pic_url.to_string(),
             }),
             live_status: 0,
-            biz_msg_unread_count: 0,
+            biz_msg_unread_count: row.biz_unread,
             user_label: None,
         }
     }
@@ -262,14 +262,32 @@ impl Service {
         if req.unread_type > 3 {
             return Err(DomainError::InvalidArgument("unread_type"));
         }
+        // Every unread message lands in exactly one counter (docs/unread-counters.md).
         let mut out = SingleUnread::default();
         for row in self.store.unread_rows(caller.mid).await? {
-            if row.is_intercept {
-                out.dustbin_unread += row.unread;
-            } else if row.follows || row.talker_system_type > 0 {
-                out.follow_unread += row.unread;
+            // Pushes the user turned off (set_push_ss) don't count.
+            let (biz, official) = if row.push_setting == 0 {
+                (row.biz_unread, row.official_unread)
             } else {
-                out.unfollow_unread += row.unread;
+                (0, 0)
+            };
+            let plain = row.unread.saturating_sub(row.biz_unread);
+            if row.is_intercept {
+                out.dustbin_unread += plain;
+                out.dustbin_push_msg += biz;
+            } else if row.talker_system_type == system::CUSTOMER_SERVICE {
+                out.custom_unread += plain + biz;
+            } else if row.talker_system_type > 0 {
+                out.follow_unread += plain;
+                out.biz_msg_follow_unread += biz - official;
+                out.biz_msg_unfollow_unread += official;
+                out.unfollow_push_msg += u64::from(official > 0);
+            } else if row.follows {
+                out.follow_unread += plain;
+                out.biz_msg_follow_unread += biz;
+            } else {
+                out.unfollow_unread += plain;
+                out.biz_msg_unfollow_unread += biz;
             }
         }
         let dustbin = req.show_dustbin;
@@ -284,6 +302,7 @@ impl Service {
         }
         if !dustbin {
             out.dustbin_unread = 0;
+            out.dustbin_push_msg = 0;
         }
         let _ = req.show_unfollow_list;
         Ok(out)

@@ -21,6 +21,9 @@ pub const SYSTEM_ACCOUNTS: [SystemAccount; 5] = [
     SystemAccount { mid: 844424930131965, system_msg_type: 9, name: "支付小助手", pic_url: PIC },
 ];
 
+/// `system_msg_type` of 客服消息, whose messages count in `custom_unread`.
+pub const CUSTOMER_SERVICE: u8 = 8;
+
 pub fn by_type(system_msg_type: u8) -> Option<&'static SystemAccount> {
     SYSTEM_ACCOUNTS.iter().find(|a| a.system_msg_type == system_msg_type)
 }

@@ -17,7 +17,9 @@ pub fn routes() -> Router<AppState> {
         .route("/users", post(create_user))
         .route("/users/{mid}", get(get_user))
         .route("/users/{mid}/logins", post(create_login).delete(revoke_logins))
+        .route("/users/{mid}/settings", get(get_settings).put(put_settings))
         .route("/relations", put(set_relation))
+        .route("/maintenance", get(get_maintenance).put(put_maintenance))
         .route("/messages/system", post(system_message))
         .route("/clock", get(get_clock).post(set_clock))
 }
@@ -232,6 +234,119 @@ async fn set_clock(State(svc): State<AppState>, headers: HeaderMap, raw: axum::b
     .await;
     match r {
         Ok(()) => json_response(StatusCode::OK, &json!({"now_ms": svc.clock.now_ms()})),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    privacy: Option<u8>,
+    flagged: Option<bool>,
+    follow_reply: Option<String>,
+    message_reply: Option<String>,
+    keyword_replies: Option<Vec<crate::store::KeywordReply>>,
+}
+
+async fn settings_json(svc: &Service, mid: u64) -> Result<serde_json::Value, Response> {
+    let user = svc
+        .store
+        .user(mid)
+        .await
+        .map_err(|e| domain_err(e.into()))?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such user"))?;
+    let (privacy, r) = svc.settings_of(mid).await.map_err(domain_err)?;
+    Ok(json!({
+        "mid": mid, "privacy": privacy, "flagged": user.flagged,
+        "follow_reply": r.follow_reply, "message_reply": r.message_reply,
+        "keyword_replies": r.keyword_replies,
+    }))
+}
+
+async fn get_settings(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        settings_json(&svc, mid_of(&mid)?).await
+    }
+    .await;
+    match r {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(resp) => resp,
+    }
+}
+
+/// Privacy, the spam flag and auto-replies of a user; absent fields stay as they are.
+async fn put_settings(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(mid): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let mid = mid_of(&mid)?;
+        let b: SettingsBody = body(&raw)?;
+        let replies = if b.follow_reply.is_some() || b.message_reply.is_some() || b.keyword_replies.is_some() {
+            let (_, mut r) = svc.settings_of(mid).await.map_err(domain_err)?;
+            if let Some(v) = b.follow_reply {
+                r.follow_reply = v;
+            }
+            if let Some(v) = b.message_reply {
+                r.message_reply = v;
+            }
+            if let Some(v) = b.keyword_replies {
+                r.keyword_replies = v;
+            }
+            Some(r)
+        } else {
+            None
+        };
+        svc.update_settings(mid, b.privacy, replies).await.map_err(|e| match e {
+            DomainError::InvalidArgument(what) => err(StatusCode::BAD_REQUEST, format!("invalid {what}")),
+            e => domain_err(e),
+        })?;
+        if let Some(f) = b.flagged {
+            svc.set_flagged(mid, f).await.map_err(domain_err)?;
+        }
+        settings_json(&svc, mid).await
+    }
+    .await;
+    match r {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(resp) => resp,
+    }
+}
+
+async fn get_maintenance(State(svc): State<AppState>, headers: HeaderMap) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        svc.in_maintenance().await.map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(on) => json_response(StatusCode::OK, &json!({ "maintenance": on })),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceBody {
+    maintenance: bool,
+}
+
+/// Switches maintenance (read-only) mode for every process sharing the database. With
+/// `maintenance = true` in the configuration it stays on regardless.
+async fn put_maintenance(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    let r = async {
+        authorize(&svc, &headers)?;
+        let b: MaintenanceBody = body(&raw)?;
+        svc.set_maintenance(b.maintenance).await.map_err(domain_err)?;
+        svc.in_maintenance().await.map_err(domain_err)
+    }
+    .await;
+    match r {
+        Ok(on) => json_response(StatusCode::OK, &json!({ "maintenance": on })),
         Err(resp) => resp,
     }
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use sixin_proto::params::parse_id_list;
-use sixin_proto::{Empty, MsgDnd, SessionSettings};
+use sixin_proto::{Empty, IsLimit, MsgDnd, SessionSettings, SysSetting};
 
 use super::{Api, ApiReq, AppState};
 use crate::domain::DomainError;
@@ -17,6 +17,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/get_msg_dnd"), get(get_msg_dnd))
         .route(&format!("{BASE}/set_push_ss"), post(set_push_ss))
         .route(&format!("{BASE}/get_session_ss"), get(get_session_ss))
+        .route(&format!("{BASE}/is_limit"), get(is_limit))
+        .route(&format!("{BASE}/get_sys_setting"), get(get_sys_setting))
 }
 
 fn setting01(req: &ApiReq) -> Result<bool, DomainError> {
@@ -84,6 +86,28 @@ async fn get_session_ss(State(svc): State<AppState>, req: ApiReq) -> Api<Session
         let caller = req.caller(&svc).await?;
         let talker = req.u64("talker_uid")?;
         svc.session_settings(&caller, talker).await
+    }
+    .await)
+}
+
+async fn is_limit(State(svc): State<AppState>, req: ApiReq) -> Api<IsLimit> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        let uid = req.u64("uid")?;
+        // `type` is accepted (clients send it) but does not change the answer.
+        req.opt_i64("type")?;
+        Ok(IsLimit {
+            is_limit: u8::from(svc.is_limited(&caller, uid).await?),
+            report_limit: 0,
+        })
+    }
+    .await)
+}
+
+async fn get_sys_setting(State(svc): State<AppState>, req: ApiReq) -> Api<SysSetting> {
+    Api(async {
+        req.caller(&svc).await?;
+        Ok(svc.sys_setting(req.web()))
     }
     .await)
 }

@@ -4,8 +4,10 @@
 mod admin;
 mod link_setting;
 mod session_svr;
+mod sixin_ext;
 mod svr_sync;
 mod web_im;
+mod x_relation;
 mod x_web_interface;
 
 use std::sync::Arc;
@@ -47,6 +49,16 @@ pub fn api_code(e: &DomainError) -> ApiCode {
         DomainError::NotGroupMember => ApiCode::NotGroupMember,
         DomainError::SessionNotFound => ApiCode::SessionNotFound,
         DomainError::NotFound => ApiCode::NotFound,
+        DomainError::PrivacyBlocked => ApiCode::PrivacyBlocked,
+        DomainError::YouBlocked => ApiCode::YouBlocked,
+        DomainError::OneMessageLimit => ApiCode::OneMessageLimit,
+        DomainError::TooFast => ApiCode::TooFast,
+        DomainError::DailyLimit => ApiCode::DailyLimit,
+        DomainError::Maintenance => ApiCode::Maintenance,
+        DomainError::SelfRelation => ApiCode::SelfRelation,
+        DomainError::FollowBlocked => ApiCode::FollowBlocked,
+        DomainError::AlreadyFollowed => ApiCode::AlreadyFollowed,
+        DomainError::AlreadyBlocked => ApiCode::AlreadyBlocked,
         DomainError::Conflict(_) => ApiCode::BadRequest,
         DomainError::Store(_) => ApiCode::ServerError,
     }
@@ -276,6 +288,8 @@ pub fn router(state: AppState) -> Router {
         .merge(web_im::routes())
         .merge(link_setting::routes())
         .merge(x_web_interface::routes())
+        .merge(x_relation::routes())
+        .merge(sixin_ext::routes())
         .nest("/admin/v1", admin::routes())
         .route("/healthz", get(healthz))
         .fallback(not_found)

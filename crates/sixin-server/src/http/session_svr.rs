@@ -20,6 +20,9 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/update_ack"), post(update_ack))
         .route(&format!("{BASE}/remove_session"), post(remove_session))
         .route(&format!("{BASE}/set_top"), post(set_top))
+        .route(&format!("{BASE}/update_intercept"), post(update_intercept))
+        .route(&format!("{BASE}/batch_update_dustbin_ack"), post(batch_update_dustbin_ack))
+        .route(&format!("{BASE}/batch_rm_dustbin"), post(batch_rm_dustbin))
 }
 
 async fn single_unread(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_proto::SingleUnread> {
@@ -119,6 +122,45 @@ async fn set_top(State(svc): State<AppState>, req: ApiReq) -> Api<Empty> {
             _ => return Err(DomainError::InvalidArgument("op_type")),
         };
         svc.set_top(&caller, talker, st, pin).await?;
+        Ok(Empty {})
+    }
+    .await)
+}
+
+async fn update_intercept(State(svc): State<AppState>, req: ApiReq) -> Api<Empty> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        let talker = req.u64("talker_id")?;
+        // session_type is optional here: only user sessions are ever intercepted.
+        if let Some(st) = req.opt_i64("session_type")? {
+            if st != 1 {
+                return Err(DomainError::InvalidArgument("session_type"));
+            }
+        }
+        let intercept = match req.small("status")? {
+            0 => false,
+            1 => true,
+            _ => return Err(DomainError::InvalidArgument("status")),
+        };
+        svc.update_intercept(&caller, talker, intercept).await?;
+        Ok(Empty {})
+    }
+    .await)
+}
+
+async fn batch_update_dustbin_ack(State(svc): State<AppState>, req: ApiReq) -> Api<Empty> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        svc.dustbin_ack_all(&caller).await?;
+        Ok(Empty {})
+    }
+    .await)
+}
+
+async fn batch_rm_dustbin(State(svc): State<AppState>, req: ApiReq) -> Api<Empty> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        svc.dustbin_remove_all(&caller).await?;
         Ok(Empty {})
     }
     .await)

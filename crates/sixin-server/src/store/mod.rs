@@ -42,6 +42,10 @@ pub struct User {
     /// 0 for people; the upstream system account type for built-in senders.
     pub system_msg_type: u8,
     pub created_ms: i64,
+    /// 0: anyone may message me; 1: only people I follow.
+    pub privacy: u8,
+    /// Flagged by an operator: messages from this user are intercepted.
+    pub flagged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +105,11 @@ pub struct NewMessage {
     pub msg_source: u32,
     pub visible_to: Option<u64>,
     pub dev_id: String,
+    /// Written by hand (not automatic, not a recall): counts for the one-message rule.
+    pub manual: bool,
+    /// A push (notification content, msg_source 5 or 6); `official` for broadcasts (5).
+    pub push: bool,
+    pub official: bool,
 }
 
 /// One insert: the messages (stored in order, consecutive seqnos) and the clock reading.
@@ -113,6 +122,11 @@ pub struct Insert {
     /// For a recall: the key of the message whose status becomes 1. The insert fails with
     /// `Stale` when that message is no longer in status 0.
     pub recall_target: Option<u64>,
+    /// Put the receiver's session in the dustbin (unless they trust the sender).
+    pub intercept_receiver: bool,
+    /// Fail with `Conflict` when the sender has already written this many messages by hand
+    /// in the conversation (checked under the conversation's lock).
+    pub max_manual_sent: Option<u64>,
 }
 
 /// Which sessions a list returns.
@@ -170,6 +184,9 @@ pub struct SessionRow {
     pub follows: bool,
     pub talker_system_type: u8,
     pub last_msg: Option<sixin_proto::Message>,
+    pub manual_sent: u64,
+    pub biz_unread: u64,
+    pub official_unread: u64,
 }
 
 /// A per-user session flag to change.
@@ -198,9 +215,29 @@ pub struct Window {
 pub struct UnreadRow {
     pub talker_id: u64,
     pub unread: u64,
+    pub biz_unread: u64,
+    pub official_unread: u64,
+    pub push_setting: u8,
     pub follows: bool,
     pub talker_system_type: u8,
     pub is_intercept: bool,
+}
+
+/// A user's auto-replies (empty text: off).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AutoReplies {
+    #[serde(default)]
+    pub follow_reply: String,
+    #[serde(default)]
+    pub message_reply: String,
+    #[serde(default)]
+    pub keyword_replies: Vec<KeywordReply>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeywordReply {
+    pub keyword: String,
+    pub reply: String,
 }
 
 #[async_trait]
@@ -264,6 +301,22 @@ pub trait Store: Send + Sync + 'static {
     /// DND settings of `owner` towards the given talkers (unset ones are left out).
     async fn dnd_settings(&self, owner: u64, session_type: u8, talkers: &[u64])
         -> Result<Vec<(u64, bool)>>;
+
+    /// Adds one to the counter `key` in window `win` (a new window starts from 1) and returns
+    /// the count, atomically across processes.
+    async fn count_hit(&self, key: &str, win: i64) -> Result<u64>;
+    async fn server_flag(&self, name: &str) -> Result<i64>;
+    async fn set_server_flag(&self, name: &str, value: i64) -> Result<()>;
+    async fn set_user_privacy(&self, mid: u64, privacy: u8) -> Result<()>;
+    async fn set_user_flagged(&self, mid: u64, flagged: bool) -> Result<()>;
+    async fn auto_replies(&self, mid: u64) -> Result<AutoReplies>;
+    async fn set_auto_replies(&self, mid: u64, replies: &AutoReplies) -> Result<()>;
+    /// Records that `owner` auto-replied to `counterpart` on `day`; false when it already did.
+    async fn claim_daily_reply(&self, owner: u64, counterpart: u64, day: i64) -> Result<bool>;
+    /// Sets (or clears) the dustbin flag of a session; releasing also trusts it.
+    async fn set_intercept(&self, owner: u64, session_type: u8, talker_id: u64, intercept: bool) -> Result<bool>;
+    /// The talkers of `owner`'s intercepted sessions.
+    async fn intercepted_talkers(&self, owner: u64) -> Result<Vec<u64>>;
 
     /// Liveness probe of the database.
     async fn ping(&self) -> Result<()>;

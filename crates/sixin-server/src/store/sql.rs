@@ -170,7 +170,8 @@ fn decode_message(row: &AnyRow) -> std::result::Result<Option<StoredMessage>, sq
 const SESSION_SELECT: &str = "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
     s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
     s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
-    COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, ";
+    COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, \
+    s.manual_sent, s.biz_unread, s.official_unread, ";
 
 const SESSION_JOINS: &str = " FROM sessions s \
     LEFT JOIN conversations c ON c.id = s.conv_id \
@@ -199,6 +200,9 @@ fn decode_session(row: &AnyRow) -> std::result::Result<SessionRow, sqlx::Error> 
         follows: row.try_get::<i64, _>("follows")? != 0,
         talker_system_type: row.try_get::<i64, _>("talker_system_type")? as u8,
         last_msg: decode_message(row)?.map(|m| m.msg),
+        manual_sent: u(row.try_get("manual_sent")?),
+        biz_unread: u(row.try_get("biz_unread")?),
+        official_unread: u(row.try_get("official_unread")?),
     })
 }
 
@@ -212,11 +216,13 @@ fn decode_user(row: &AnyRow) -> std::result::Result<User, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         system_msg_type: row.try_get::<i64, _>("system_msg_type")? as u8,
         created_ms: row.try_get("created_ms")?,
+        privacy: row.try_get::<i64, _>("privacy")? as u8,
+        flagged: row.try_get::<i64, _>("flagged")? != 0,
     })
 }
 
 const USER_COLS: &str =
-    "mid, name, face, sign, level, password_hash, system_msg_type, created_ms";
+    "mid, name, face, sign, level, password_hash, system_msg_type, created_ms, privacy, flagged";
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
@@ -318,6 +324,8 @@ impl Store for SqlStore {
                         password_hash: user.password_hash,
                         system_msg_type: user.system_msg_type,
                         created_ms: now_ms,
+                        privacy: 0,
+                        flagged: false,
                     })
                 }
                 Err(e) if is_unique_violation(&e) && user.mid.is_none() => continue,
@@ -498,6 +506,22 @@ impl Store for SqlStore {
         let conv_id: i64 = row.try_get("id")?;
         let first_seqno = u(row.try_get::<i64, _>("max_seqno")? - n + 1);
 
+        if let Some(limit) = insert.max_manual_sent {
+            let sender = insert.messages[0].sender_uid;
+            let other = if sender == a { b } else { a };
+            let sent: Option<i64> = sqlx::query_scalar(
+                "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2",
+            )
+            .bind(i(sender))
+            .bind(i(other))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if u(sent.unwrap_or(0)) >= limit {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+        }
+
         if let Some(target) = insert.recall_target {
             let r = sqlx::query(
                 "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
@@ -524,8 +548,8 @@ impl Store for SqlStore {
             sqlx::query(
                 "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
                  msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
-                 msg_source, visible_to, dev_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15)",
+                 msg_source, visible_to, dev_id, push_kind) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15, $16)",
             )
             .bind(conv_id)
             .bind(i(seqno))
@@ -542,6 +566,11 @@ impl Store for SqlStore {
             .bind(i64::from(m.msg_source))
             .bind(m.visible_to.map(i))
             .bind(&m.dev_id)
+            .bind(match (m.push, m.official) {
+                (false, _) => 0i64,
+                (true, false) => 1,
+                (true, true) => 2,
+            })
             .execute(&mut *tx)
             .await?;
             stored.push(StoredMessage {
@@ -568,34 +597,54 @@ impl Store for SqlStore {
 
         let sender = insert.messages[0].sender_uid;
         for (owner, talker) in [(a, b), (b, a)] {
-            let visible: Vec<&StoredMessage> = stored
+            let visible: Vec<(&StoredMessage, &NewMessage)> = stored
                 .iter()
-                .filter(|s| s.visible_to.is_none_or(|v| v == owner))
+                .zip(&insert.messages)
+                .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
                 .collect();
-            let Some(last) = visible.last().map(|s| s.msg.msg_seqno) else {
+            let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
                 continue;
             };
-            let incoming = visible.iter().filter(|s| s.msg.sender_uid != owner).count() as i64;
+            let incoming: Vec<&NewMessage> =
+                visible.iter().filter(|(s, _)| s.msg.sender_uid != owner).map(|(_, m)| *m).collect();
+            let unread = incoming.len() as i64;
+            let biz = incoming.iter().filter(|m| m.push).count() as i64;
+            let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
+            let manual = insert
+                .messages
+                .iter()
+                .filter(|m| m.manual && m.sender_uid == owner)
+                .count() as i64;
+            let intercept = i64::from(insert.intercept_receiver && owner != sender);
             let reads = owner == sender && insert.sender_reads;
             let sql = if reads {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, last_seqno, unread_count) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0) ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
+                 last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
+                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
-                 session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, removed = 0"
+                 session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
+                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0"
             } else {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, unread_count) \
-                 VALUES ($1, 1, $2, $3, $5, $4, $6) ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
+                 unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
+                 VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
+                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, \
-                 unread_count = sessions.unread_count + $6, removed = 0"
+                 unread_count = sessions.unread_count + $7, biz_unread = sessions.biz_unread + $8, \
+                 official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
+                 removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
+                 ELSE sessions.is_intercept END"
             };
             let mut q = sqlx::query(sql)
                 .bind(i(owner))
                 .bind(i(talker))
                 .bind(conv_id)
                 .bind(i(last))
-                .bind(now_us);
+                .bind(now_us)
+                .bind(manual);
             if !reads {
-                q = q.bind(incoming);
+                q = q.bind(unread).bind(biz).bind(official).bind(intercept);
             }
             q.execute(&mut *tx).await?;
         }
@@ -779,7 +828,8 @@ impl Store for SqlStore {
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
         let rows = sqlx::query(
-            "SELECT s.talker_id, s.unread_count, COALESCE(r.follow, 0) AS follows, \
+            "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
+             COALESCE(r.follow, 0) AS follows, \
              COALESCE(u.system_msg_type, 0) AS talker_system_type, s.is_intercept FROM sessions s \
              LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
              LEFT JOIN users u ON u.mid = s.talker_id \
@@ -793,6 +843,9 @@ impl Store for SqlStore {
                 Ok(UnreadRow {
                     talker_id: u(r.try_get("talker_id")?),
                     unread: u(r.try_get("unread_count")?),
+                    biz_unread: u(r.try_get("biz_unread")?),
+                    official_unread: u(r.try_get("official_unread")?),
+                    push_setting: r.try_get::<i64, _>("push_setting")? as u8,
                     follows: r.try_get::<i64, _>("follows")? != 0,
                     talker_system_type: r.try_get::<i64, _>("talker_system_type")? as u8,
                     is_intercept: r.try_get::<i64, _>("is_intercept")? != 0,
@@ -828,12 +881,16 @@ impl Store for SqlStore {
         let max = u(max);
         let target = ack.map_or(max, |a| a.min(max));
         if target > current {
-            sqlx::query(
-                "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, unread_count = (SELECT COUNT(*) FROM messages m \
-                 WHERE m.conv_id = $3 AND m.seqno > $1 AND m.sender_uid <> $4 AND m.msg_status <> 2 \
-                 AND (m.visible_to IS NULL OR m.visible_to = $4)) \
-                 WHERE owner = $4 AND session_type = $5 AND talker_id = $6",
-            )
+            // The unread messages after the new mark: by the other side, visible to the owner.
+            const UNREAD: &str = "WHERE m.conv_id = $3 AND m.seqno > $1 AND m.sender_uid <> $4 \
+                AND m.msg_status <> 2 AND (m.visible_to IS NULL OR m.visible_to = $4)";
+            sqlx::query(&format!(
+                "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, \
+                 unread_count = (SELECT COUNT(*) FROM messages m {UNREAD}), \
+                 biz_unread = (SELECT COUNT(*) FROM messages m {UNREAD} AND m.push_kind > 0), \
+                 official_unread = (SELECT COUNT(*) FROM messages m {UNREAD} AND m.push_kind = 2) \
+                 WHERE owner = $4 AND session_type = $5 AND talker_id = $6"
+            ))
             .bind(i(target))
             .bind(now_us)
             .bind(conv_id)
@@ -891,6 +948,130 @@ impl Store for SqlStore {
         rows.iter()
             .map(|r| Ok((u(r.try_get("talker_id")?), r.try_get::<i64, _>("is_dnd")? != 0)))
             .collect()
+    }
+
+    async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO rate_counters (key, win, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+             count = CASE WHEN rate_counters.win = excluded.win THEN rate_counters.count + 1 ELSE 1 END, \
+             win = excluded.win RETURNING count",
+        )
+        .bind(key)
+        .bind(win)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(u(n))
+    }
+
+    async fn server_flag(&self, name: &str) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM server_flags WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn set_server_flag(&self, name: &str, value: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO server_flags (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_user_privacy(&self, mid: u64, privacy: u8) -> Result<()> {
+        sqlx::query("UPDATE users SET privacy = $1 WHERE mid = $2")
+            .bind(i64::from(privacy))
+            .bind(i(mid))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_user_flagged(&self, mid: u64, flagged: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET flagged = $1 WHERE mid = $2")
+            .bind(i64::from(flagged))
+            .bind(i(mid))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn auto_replies(&self, mid: u64) -> Result<AutoReplies> {
+        let row = sqlx::query(
+            "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
+        )
+        .bind(i(mid))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => AutoReplies {
+                follow_reply: r.try_get("follow_reply")?,
+                message_reply: r.try_get("message_reply")?,
+                keyword_replies: serde_json::from_str(&r.try_get::<String, _>("keyword_replies")?)
+                    .unwrap_or_default(),
+            },
+            None => AutoReplies::default(),
+        })
+    }
+
+    async fn set_auto_replies(&self, mid: u64, a: &AutoReplies) -> Result<()> {
+        let keywords = serde_json::to_string(&a.keyword_replies).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO auto_replies (mid, follow_reply, message_reply, keyword_replies) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (mid) DO UPDATE SET follow_reply = excluded.follow_reply, \
+             message_reply = excluded.message_reply, keyword_replies = excluded.keyword_replies",
+        )
+        .bind(i(mid))
+        .bind(&a.follow_reply)
+        .bind(&a.message_reply)
+        .bind(keywords)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_daily_reply(&self, owner: u64, counterpart: u64, day: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO auto_reply_log (owner, counterpart, day) VALUES ($1, $2, $3) \
+             ON CONFLICT (owner, counterpart, day) DO NOTHING",
+        )
+        .bind(i(owner))
+        .bind(i(counterpart))
+        .bind(day)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_intercept(&self, owner: u64, session_type: u8, talker_id: u64, intercept: bool) -> Result<bool> {
+        let sql = if intercept {
+            "UPDATE sessions SET is_intercept = 1, is_trust = 0 WHERE owner = $1 AND session_type = $2 AND talker_id = $3"
+        } else {
+            "UPDATE sessions SET is_intercept = 0, is_trust = 1 WHERE owner = $1 AND session_type = $2 AND talker_id = $3"
+        };
+        let r = sqlx::query(sql)
+            .bind(i(owner))
+            .bind(i64::from(session_type))
+            .bind(i(talker_id))
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn intercepted_talkers(&self, owner: u64) -> Result<Vec<u64>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 AND is_intercept = 1",
+        )
+        .bind(i(owner))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(u).collect())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -97,6 +97,9 @@ pub fn test_config(database: String) -> Config {
         test_mode: true,
         admin_token: ADMIN_TOKEN.into(),
         max_connections: 4,
+        // Scenarios send bursts; the rate-limit scenarios lower these themselves.
+        sends_per_second: 1_000_000,
+        daily_sends_to_strangers: 1_000_000,
         ..Config::default()
     }
 }

@@ -608,7 +608,9 @@ scenario!(my_group_unread_is_zero_without_groups);
 async fn update_ack_is_monotonic_clamped_and_recounts(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    // Mutual: no first-message limit or tip on either side, so seqnos are exactly the texts.
     s.follow(&b, &a, true).await;
+    s.follow(&a, &b, true).await;
     for k in 1..=6 {
         say(s, &a, &b, &format!("m{k}")).await;
     }
@@ -694,6 +696,58 @@ async fn update_ack_is_monotonic_clamped_and_recounts(s: &Server) {
     assert_eq!(talker_ids(&list(s, &b, 1, &[]).await), vec![a.mid]);
 }
 scenario!(update_ack_is_monotonic_clamped_and_recounts);
+
+async fn unread_stays_exact_under_concurrent_acks_and_sends(s: &Server) {
+    let a = s.user("alice").await;
+    let b = s.user("bob").await;
+    s.follow(&b, &a, true).await;
+    let consistent = |d: &Value| {
+        let last = d["last_msg"]["msg_seqno"].as_u64().unwrap();
+        let ack = d["ack_seqno"].as_u64().unwrap();
+        assert_eq!(d["max_seqno"].as_u64().unwrap(), last, "{d}");
+        assert_eq!(d["unread_count"].as_u64().unwrap(), last - ack, "{d}");
+    };
+    let sender = async {
+        for k in 0..30 {
+            say(s, &a, &b, &format!("m{k}")).await;
+        }
+    };
+    let reader = async {
+        let mut last_ack = 0;
+        for k in 0..40u64 {
+            let target = match k % 3 {
+                0 => None,
+                1 => Some((k / 2).to_string()),
+                _ => Some(String::new()),
+            };
+            assert_empty_ok(&ack(s, &b, a.mid, target.as_deref()).await);
+            let v = s.detail(&b, a.mid).await;
+            if v["code"] == 1000004 {
+                continue;
+            }
+            let d = ok(&v).clone();
+            consistent(&d);
+            let now = d["ack_seqno"].as_u64().unwrap();
+            assert!(now >= last_ack, "ack went back from {last_ack} to {now}");
+            last_ack = now;
+        }
+    };
+    tokio::join!(sender, reader);
+    let d = detail_ok(s, &b, a.mid).await;
+    consistent(&d);
+    assert_eq!(d["max_seqno"], 30);
+    assert_eq!(
+        s.unread(&b).await,
+        unread_json(30 - d["ack_seqno"].as_u64().unwrap(), 0)
+    );
+    assert_empty_ok(&ack(s, &b, a.mid, None).await);
+    let d = detail_ok(s, &b, a.mid).await;
+    assert_eq!(
+        (d["ack_seqno"].clone(), d["unread_count"].clone()),
+        (json!(30), json!(0))
+    );
+}
+scenario!(unread_stays_exact_under_concurrent_acks_and_sends);
 
 // ---- get_sessions ----
 
@@ -1037,6 +1091,8 @@ async fn set_top_pins_first_and_unpins(s: &Server) {
         "new_sessions is by time"
     );
     // A new message elsewhere doesn't unseat the pinned one.
+    // (Following t1 first lets it send a second message.)
+    s.follow(&u, &t[1], true).await;
     say(s, &t[1], &u, "again").await;
     assert_eq!(
         ids(list(s, &u, 1, &[]).await),
@@ -1201,6 +1257,8 @@ async fn removed_sessions_hide_and_reappear_with_history(s: &Server) {
     // The owner's own message also brings it back (read).
     assert_empty_ok(&remove(s, &u, a.mid).await);
     assert_eq!(ids(list(s, &u, 1, &[]).await), vec![b.mid]);
+    // (alice follows me, so my message to her adds no tip on my side.)
+    s.follow(&a, &u, true).await;
     say(s, &u, &a, "u1").await;
     assert_eq!(ids(list(s, &u, 1, &[]).await), vec![a.mid, b.mid]);
     let d = detail_ok(s, &u, a.mid).await;
@@ -1276,6 +1334,8 @@ async fn new_sessions_after_begin_ts(s: &Server) {
         new_list(s, &u, &after(ts[0])).await["session_list"],
         Value::Null
     );
+    // (Following t0 first lets it send a second message.)
+    s.follow(&u, &t[0], true).await;
     say(s, &t[0], &u, "again").await;
     let d = new_list(s, &u, &after(ts[0])).await;
     assert_eq!(ids(d.clone()), vec![t[0].mid]);
@@ -1340,6 +1400,8 @@ scenario!(session_detail_never_chatted_is_1000004);
 async fn last_msg_gets_new_emoji_names_for_web(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    // bob follows alice: her side gets no tip, so both last_msgs are the text.
+    s.follow(&b, &a, true).await;
     say(s, &a, &b, "催更[doge]").await;
     let old = "{\"content\":\"催更[doge]\"}";
     let new = "{\"content\":\"催更[tv_doge]\"}";

@@ -1,0 +1,79 @@
+//! sixin's own user-facing extensions under `/sixin/v1/`: the caller's settings (privacy and
+//! auto-replies).
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+
+use super::{Api, ApiReq, AppState};
+use crate::domain::DomainError;
+use crate::store::{AutoReplies, KeywordReply};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/sixin/v1/settings", get(get_settings).post(set_settings))
+}
+
+/// `data` of `/sixin/v1/settings`.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    /// 0: anyone may message me; 1: only people I follow.
+    pub privacy: u8,
+    pub follow_reply: String,
+    pub message_reply: String,
+    pub keyword_replies: Vec<KeywordReply>,
+}
+
+async fn get_settings(State(svc): State<AppState>, req: ApiReq) -> Api<Settings> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        let (privacy, r) = svc.settings_of(caller.mid).await?;
+        Ok(Settings {
+            privacy,
+            follow_reply: r.follow_reply,
+            message_reply: r.message_reply,
+            keyword_replies: r.keyword_replies,
+        })
+    }
+    .await)
+}
+
+/// Form fields `privacy` (0/1), `follow_reply`, `message_reply`, `keyword_replies` (a JSON
+/// array of `{"keyword","reply"}`); absent fields stay as they are.
+async fn set_settings(State(svc): State<AppState>, req: ApiReq) -> Api<Settings> {
+    Api(async {
+        let caller = req.caller(&svc).await?;
+        let privacy = match req.opt_i64("privacy")? {
+            None => None,
+            Some(p @ 0..=1) => Some(p as u8),
+            Some(_) => return Err(DomainError::InvalidArgument("privacy")),
+        };
+        let (_, mut replies) = svc.settings_of(caller.mid).await?;
+        let mut changed = false;
+        if let Some(v) = req.params.get("follow_reply") {
+            replies.follow_reply = v.to_string();
+            changed = true;
+        }
+        if let Some(v) = req.params.get("message_reply") {
+            replies.message_reply = v.to_string();
+            changed = true;
+        }
+        if let Some(v) = req.params.get("keyword_replies") {
+            replies.keyword_replies = if v.trim().is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_str(v).map_err(|_| DomainError::BadRequest("keyword_replies"))?
+            };
+            changed = true;
+        }
+        svc.update_settings(caller.mid, privacy, changed.then_some(replies)).await?;
+        let (privacy, r): (u8, AutoReplies) = svc.settings_of(caller.mid).await?;
+        Ok(Settings {
+            privacy,
+            follow_reply: r.follow_reply,
+            message_reply: r.message_reply,
+            keyword_replies: r.keyword_replies,
+        })
+    }
+    .await)
+}
