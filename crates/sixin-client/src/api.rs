@@ -236,15 +236,21 @@ impl Client {
     }
 
     /// Sends a message. A send whose answer was lost in transit is reconciled before it is
-    /// tried again: the conversation's newest messages are read back, and a message of the
-    /// caller with the same content, stored since the attempt began, is taken as the answer —
-    /// so a retried send never stores the message twice.
+    /// tried again: after a pause (the server may still be at work on it), the conversation's
+    /// newest messages are read back, and when the caller's newest message there has the same
+    /// type and content, was stored since the attempt began and was not already claimed by
+    /// another send of this client, it is taken as the answer — so a retried send never
+    /// stores the message twice. Sends answered 21020 / -412 / -509 (not stored) are sent
+    /// again after a back-off; a -403 is tried once more with fresh WBI keys.
     pub async fn send(&self, m: &OutgoingMessage) -> Result<SendResult> {
         let mid = self.mid()?;
         let dev = dev_id();
         let mut attempt = 0u32;
+        let mut wbi_retried = false;
+        // When the first attempt began: a lost send may have been stored since then.
+        let mut started: Option<u64> = None;
         loop {
-            let started = now_secs();
+            let now = now_secs();
             let form = vec![
                 kv("msg[sender_uid]", mid),
                 kv("msg[receiver_id]", m.receiver_id),
@@ -252,7 +258,7 @@ impl Client {
                 kv("msg[msg_type]", m.msg_type),
                 kv("msg[msg_status]", 0),
                 kv("msg[dev_id]", &dev),
-                kv("msg[timestamp]", started),
+                kv("msg[timestamp]", now),
                 kv("msg[new_face_version]", u8::from(m.new_face_version)),
                 kv("msg[content]", &m.content),
                 kv("build", 0),
@@ -275,11 +281,29 @@ impl Client {
                     return Ok(r);
                 }
                 Ok(Attempt::Retry(e)) => e,
+                Err(Error::Api { code: -403, .. }) if !wbi_retried => {
+                    // Refused before anything was stored: fresh keys, and once more.
+                    wbi_retried = true;
+                    self.wbi_refused(true).await;
+                    continue;
+                }
                 Err(e @ Error::Transport(_)) => {
-                    if let Some(found) = self.reconcile(m, mid, started).await? {
+                    let since = *started.get_or_insert(now);
+                    if attempt >= self.inner.max_retries {
+                        // Out of retries: one last look, so a stored message is not reported
+                        // as failed.
+                        tokio::time::sleep(crate::backoff(attempt)).await;
+                        return match self.reconcile(m, mid, since).await? {
+                            Some(found) => Ok(found),
+                            None => Err(e),
+                        };
+                    }
+                    tokio::time::sleep(crate::backoff(attempt)).await;
+                    attempt += 1;
+                    if let Some(found) = self.reconcile(m, mid, since).await? {
                         return Ok(found);
                     }
-                    e
+                    continue;
                 }
                 Err(e) => return Err(e),
             };
@@ -299,34 +323,42 @@ impl Client {
         }
     }
 
-    /// Looks for the message a lost send may have stored.
-    async fn reconcile(&self, m: &OutgoingMessage, mid: u64, started: u64) -> Result<Option<SendResult>> {
-        let page = self
-            .fetch_session_msgs(FetchQuery {
-                talker_id: m.receiver_id,
-                session_type: m.receiver_type,
-                size: 20,
-                begin_seqno: None,
-                end_seqno: None,
-            })
-            .await?;
-        let taken = self.inner.attributed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let hit = page.messages.unwrap_or_default().into_iter().find(|msg: &Message| {
-            msg.sender_uid == mid
-                && msg.msg_type == m.msg_type
-                && same_content(&msg.content, &m.content)
-                // Allow for a server clock a little behind ours.
-                && msg.timestamp + 5 >= started as i64
-                && !taken.contains(&msg.msg_key)
+    /// Looks for the message a lost send may have stored: the caller's newest message in the
+    /// conversation (automatic ones such as the one-message tip aside), if it is this one.
+    async fn reconcile(&self, m: &OutgoingMessage, mid: u64, since: u64) -> Result<Option<SendResult>> {
+        // Without `mobi_app=web`, texts come back as stored (no emoji name conversion).
+        let mut req = Client::fetch_req(FetchQuery {
+            talker_id: m.receiver_id,
+            session_type: m.receiver_type,
+            size: 20,
+            begin_seqno: None,
+            end_seqno: None,
         });
-        Ok(hit.map(|msg| {
-            self.attribute(msg.msg_key);
-            SendResult {
-                msg_key: msg.msg_key,
-                e_infos: None,
-                msg_content: (m.msg_type == 1).then(|| msg.content.clone()),
-                key_hit_infos: None,
-            }
+        req.query.retain(|(k, _)| k != "mobi_app");
+        let page: MessagePage = self.call(req).await?;
+        let newest_mine = page
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .find(|msg: &Message| msg.sender_uid == mid && matches!(msg.msg_type, 1 | 2 | 5) && msg.msg_source != 18);
+        let Some(msg) = newest_mine else {
+            return Ok(None);
+        };
+        let mut taken = self.inner.attributed.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = msg.msg_type == m.msg_type
+            && same_content(&msg.content, &m.content)
+            // Allow for a server clock a little behind ours.
+            && msg.timestamp + 5 >= since as i64
+            && !taken.contains(&msg.msg_key);
+        if !hit {
+            return Ok(None);
+        }
+        taken.push(msg.msg_key);
+        Ok(Some(SendResult {
+            msg_key: msg.msg_key,
+            e_infos: None,
+            msg_content: (m.msg_type == 1).then(|| msg.content.clone()),
+            key_hit_infos: None,
         }))
     }
 
@@ -454,13 +486,27 @@ impl Client {
 
     /// `nav` answers -101 with data when logged out; that is not an error here.
     pub async fn nav(&self) -> Result<Nav> {
-        let req = Client::get(Host::Api, "/x/web-interface/nav", Vec::new());
-        self.pace_nav(req).await
+        let mut attempt = 0;
+        loop {
+            let req = Client::get(Host::Api, "/x/web-interface/nav", Vec::new());
+            let err = match self.pace_nav(req).await {
+                Ok(nav) => return Ok(nav),
+                Err(e @ Error::Transport(_)) => e,
+                Err(e @ Error::Api { code: 21020 | -412 | -509, .. }) => e,
+                Err(e) => return Err(e),
+            };
+            if attempt >= self.inner.max_retries {
+                return Err(err);
+            }
+            tokio::time::sleep(crate::backoff(attempt)).await;
+            attempt += 1;
+        }
     }
 
     async fn pace_nav(&self, req: Req<'_>) -> Result<Nav> {
         // Not through `once`: that would sign, and signing needs nav.
         let url = self.url_for(&req)?;
+        self.pace().await;
         let mut rb = self.http().get(url);
         if let Some(c) = self.credentials() {
             rb = rb.header(reqwest::header::COOKIE, c.cookie_header());

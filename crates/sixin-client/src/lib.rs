@@ -23,6 +23,7 @@ mod credentials;
 mod error;
 mod paging;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,7 +118,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Also WBI-sign read requests (sends are always signed).
+    /// WBI-sign every request, not only sends (which are always signed). Off by default; a
+    /// client switches it on by itself the first time a server refuses an unsigned request
+    /// with -403.
     pub fn sign_reads(mut self, on: bool) -> Self {
         self.sign_reads = on;
         self
@@ -146,7 +149,7 @@ impl ClientBuilder {
                 credentials: self.credentials,
                 min_interval,
                 max_retries: self.max_retries,
-                sign_reads: self.sign_reads,
+                sign_all: AtomicBool::new(self.sign_reads),
                 official,
                 last_request: Mutex::new(None),
                 wbi: Mutex::new(None),
@@ -163,7 +166,8 @@ struct Inner {
     credentials: Option<Credentials>,
     min_interval: Duration,
     max_retries: u32,
-    sign_reads: bool,
+    /// Sign every request (set by the builder, or after a server refused an unsigned one).
+    sign_all: AtomicBool,
     official: bool,
     last_request: Mutex<Option<Instant>>,
     /// (mixin key, fetched at).
@@ -197,8 +201,11 @@ pub(crate) enum Attempt<T> {
     Retry(Error),
 }
 
+/// The pause before retry `attempt` (0-based): 0.5 s doubling, plus up to a quarter of
+/// jitter so clients backing off together don't come back together.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
+    let base = 500u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + rand::random::<u64>() % (base / 4 + 1))
 }
 
 impl Client {
@@ -208,6 +215,11 @@ impl Client {
 
     pub fn credentials(&self) -> Option<&Credentials> {
         self.inner.credentials.as_ref()
+    }
+
+    /// Whether every request is WBI-signed (see [`ClientBuilder::sign_reads`]).
+    pub fn signs_every_request(&self) -> bool {
+        self.inner.sign_all.load(Ordering::Relaxed)
     }
 
     /// Whether the client talks to the official hosts.
@@ -224,7 +236,7 @@ impl Client {
             .ok_or_else(|| Error::Config("the credentials carry no DedeUserID (mid)".into()))
     }
 
-    async fn pace(&self) {
+    pub(crate) async fn pace(&self) {
         if self.inner.min_interval.is_zero() {
             return;
         }
@@ -249,6 +261,9 @@ impl Client {
             }
         }
         let nav = self.nav().await?;
+        if nav.wbi_img.img_url.is_empty() || nav.wbi_img.sub_url.is_empty() {
+            return Err(Error::Decode("nav carries no WBI keys".into()));
+        }
         let img = sixin_proto::wbi::key_from_url(&nav.wbi_img.img_url).unwrap_or_default();
         let sub = sixin_proto::wbi::key_from_url(&nav.wbi_img.sub_url).unwrap_or_default();
         let key = sixin_proto::wbi::mixin_key(img, sub);
@@ -281,11 +296,12 @@ impl Client {
 
     /// One HTTP exchange; transport failures are returned as errors, not retried.
     pub(crate) async fn once<T: DeserializeOwned>(&self, req: &Req<'_>) -> Result<Attempt<T>> {
-        self.pace().await;
         let mut url = self.url(req.host, req.path)?;
         let mut query = req.query.clone();
-        if req.sign || (self.inner.sign_reads && req.form.is_none()) {
-            let key = self.wbi_mixin_key().await?;
+        // The key first: fetching it is a request of its own (paced in turn).
+        let key = if self.signs(req) { Some(self.wbi_mixin_key().await?) } else { None };
+        self.pace().await;
+        if let Some(key) = key {
             let wts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -344,15 +360,38 @@ impl Client {
         }
     }
 
+    /// Whether this request goes out WBI-signed.
+    pub(crate) fn signs(&self, req: &Req<'_>) -> bool {
+        req.sign || self.inner.sign_all.load(Ordering::Relaxed)
+    }
+
+    /// After a -403 (访问权限不足): an unsigned request is signed from now on, a signed one
+    /// gets fresh keys (they rotate). Returns whether trying again may help.
+    pub(crate) async fn wbi_refused(&self, signed: bool) -> bool {
+        if signed {
+            *self.inner.wbi.lock().await = None;
+        } else {
+            self.inner.sign_all.store(true, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// A request with the polite retry rules: API back-off codes always; transport failures
-    /// only for reads (a POST is never blindly repeated).
+    /// only for reads (a POST is never blindly repeated); one more try after a -403 that
+    /// signing (or fresh WBI keys) may cure.
     pub(crate) async fn call<T: DeserializeOwned>(&self, req: Req<'_>) -> Result<T> {
         let mut attempt = 0;
+        let mut wbi_retried = false;
         loop {
+            let signed = self.signs(&req);
             let r = self.once::<T>(&req).await;
             let err = match r {
                 Ok(Attempt::Done(v)) => return Ok(v),
                 Ok(Attempt::Retry(e)) => e,
+                Err(Error::Api { code: -403, .. }) if !wbi_retried && self.wbi_refused(signed).await => {
+                    wbi_retried = true;
+                    continue;
+                }
                 Err(e @ Error::Transport(_)) if req.form.is_none() => e,
                 Err(e) => return Err(e),
             };

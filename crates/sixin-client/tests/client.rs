@@ -308,7 +308,8 @@ async fn fill_history(a: &Client, a_mid: u64, b: &Client, b_mid: u64, n: usize) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_history_pages_without_gaps_or_duplicates() {
-    let s = TestServer::start().await;
+    // Filled fast, so the per-second send limit is lifted here (see the next test for it).
+    let s = TestServer::start_with(|c| c.sends_per_second = 1_000_000).await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     s.friends(&alice, &bob).await;
@@ -374,6 +375,45 @@ async fn long_history_pages_without_gaps_or_duplicates() {
     assert_eq!(first[0]["msg_seqno"].as_u64(), Some(1));
     let typed: Message = serde_json::from_value(first[0].clone()).unwrap();
     assert_eq!(serde_json::to_value(&typed).unwrap(), first[0]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_rate_limit_is_absorbed_by_backing_off() {
+    // The server's default: 5 sends a second per sender, more → 21020.
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    s.friends(&alice, &bob).await;
+    let a = s.client(&alice);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let a = a.clone();
+        let to = bob.mid;
+        set.spawn(async move { a.send_text(to, &format!("burst {i}")).await });
+    }
+    let mut keys = HashSet::new();
+    while let Some(r) = set.join_next().await {
+        keys.insert(r.unwrap().expect("every send gets through after backing off").msg_key);
+    }
+    assert_eq!(keys.len(), 12);
+    // Each stored once: a 21020 stores nothing, so sending again is safe.
+    let all = a.history(bob.mid, 1, Direction::Backward).collect_all().await.unwrap();
+    assert_eq!(all.len(), 12);
+    assert_eq!(all.iter().map(|m| m.msg_key).collect::<HashSet<_>>(), keys);
+    // With retries off, the burst shows the typed error.
+    let impatient = Client::builder().server(&s.base).credentials(alice.credentials()).max_retries(0).build().unwrap();
+    let mut errors = Vec::new();
+    // 16 in a row: at least 6 of them fall into one second.
+    for i in 0..16 {
+        if let Err(e) = impatient.send_text(bob.mid, &format!("impatient {i}")).await {
+            errors.push(e);
+        }
+    }
+    assert!(!errors.is_empty());
+    for e in errors {
+        assert!(matches!(&e, Error::Api { code: 21020, message } if message == "你发送消息频率过快，请稍后再发~"), "{e:?}");
+    }
     s.stop().await;
 }
 

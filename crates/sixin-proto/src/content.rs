@@ -51,14 +51,14 @@ pub struct Image {
 /// msg_type 5: the content is the target `msg_key`, as a bare number or a numeric string.
 pub fn parse_recall_target(content: &str) -> Option<u64> {
     let t = content.trim();
-    if let Ok(k) = t.parse::<u64>() {
+    if let Some(k) = crate::params::parse_u64(t) {
         return Some(k);
     }
     match serde_json::from_str::<Value>(t).ok()? {
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => crate::params::parse_u64(&s),
         // Some clients wrap it like a text message.
         Value::Object(o) => match o.get("content")? {
-            Value::String(s) => s.trim().parse().ok(),
+            Value::String(s) => crate::params::parse_u64(s),
             Value::Number(n) => n.as_u64(),
             _ => None,
         },
@@ -285,6 +285,8 @@ mod tests {
         assert_eq!(parse_recall_target("{\"content\":\"1\"}"), Some(1));
         assert_eq!(parse_recall_target("abc"), None);
         assert_eq!(parse_recall_target("-1"), None);
+        assert_eq!(parse_recall_target("+5"), None);
+        assert_eq!(parse_recall_target("\"+5\""), None);
         assert_eq!(parse_recall_target("18446744073709551616"), None);
     }
 

@@ -1,4 +1,5 @@
-//! `sixin serve --demo`: a small world to try the API on.
+//! `sixin serve --demo`: a small world to try the API on: three users, follows, one-to-one
+//! conversations, a notification from a system account and a fan group.
 
 use serde_json::json;
 
@@ -54,6 +55,7 @@ pub async fn seed(svc: &Service) -> anyhow::Result<Vec<LoginCookies>> {
                         dev_id: "00000000-0000-4000-8000-000000000000".into(),
                         new_face_version: 0,
                         msg_source: 7,
+                        at_uids: None,
                     },
                 )
                 .await
@@ -87,6 +89,24 @@ pub async fn seed(svc: &Service) -> anyhow::Result<Vec<LoginCookies>> {
             .to_string(),
             "2091_253".into(),
             6,
+        )
+        .await?;
+        let group = svc.create_group(10001, "alice的应援团", "", 0).await?;
+        svc.join_group(group.group_id, 10002).await?;
+        svc.join_group(group.group_id, 10003).await?;
+        svc.send(
+            &alice,
+            SendRequest {
+                sender_uid: 10001,
+                receiver_id: group.group_id,
+                receiver_type: 2,
+                msg_type: 1,
+                content: text("欢迎大家！@bob 周末一起看直播吗"),
+                dev_id: "00000000-0000-4000-8000-000000000000".into(),
+                new_face_version: 1,
+                msg_source: 7,
+                at_uids: Some(vec![10002]),
+            },
         )
         .await?;
         return Ok(logins);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use sixin_client::proto::Session;
 use sixin_client::{Client, Credentials, Direction, OutgoingMessage, SessionsQuery, UnreadQuery};
 
 use crate::render::{format_ts, html_transcript, render_line};
@@ -154,10 +155,12 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 v["group_unread"] = g.unread_count.into();
                 writeln!(out, "{v}")?;
             } else {
-                writeln!(out, "followed:   {}", u.follow_unread)?;
-                writeln!(out, "unfollowed: {}", u.unfollow_unread)?;
-                writeln!(out, "dustbin:    {}", u.dustbin_unread)?;
-                writeln!(out, "groups:     {}", g.unread_count)?;
+                writeln!(out, "followed:      {}", u.follow_unread)?;
+                writeln!(out, "unfollowed:    {}", u.unfollow_unread)?;
+                writeln!(out, "notifications: {}", u.biz_msg_follow_unread + u.biz_msg_unfollow_unread)?;
+                writeln!(out, "service:       {}", u.custom_unread)?;
+                writeln!(out, "dustbin:       {}", u.dustbin_unread + u.dustbin_push_msg)?;
+                writeln!(out, "groups:        {}", g.unread_count)?;
             }
         }
         ClientCommand::Sessions { r#type, size } => {
@@ -186,11 +189,18 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                     .unwrap_or_default();
                 let last: String = last.chars().take(40).collect();
                 let pin = if s.top_ts > 0 { "📌" } else { "" };
+                let kind = if s.session_type == 2 {
+                    "group"
+                } else if s.system_msg_type > 0 {
+                    "system"
+                } else {
+                    "user"
+                };
                 writeln!(
                     out,
-                    "{:<28} {:>6} {:>7}  {:<20}  {pin}{}",
-                    who,
-                    if s.session_type == 2 { "group" } else { "user" },
+                    "{} {:>6} {:>7}  {:<20}  {pin}{}",
+                    crate::render::pad(&who, 28),
+                    kind,
                     s.unread_count,
                     format_ts(s.session_ts / 1_000_000),
                     last.replace('\n', " ")
@@ -246,7 +256,11 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 None => find_talker_of(&c, msg_key).await?,
             };
             let r = c.recall(talker, msg_key).await?;
-            writeln!(out, "recalled {msg_key} (recall msg_key {})", r.msg_key)?;
+            if opts.json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(out, "recalled {msg_key} (recall msg_key {})", r.msg_key)?;
+            }
         }
         ClientCommand::Read { talker, group } => {
             c.update_ack(talker, session_type(group), None).await?;
@@ -300,8 +314,7 @@ async fn watch(
     // Where each conversation stood when watching began: only what comes after is printed.
     let mut seen: HashMap<(u8, u64), u64> = HashMap::new();
     let mut since: i64 = 0;
-    let list = c.get_sessions(SessionsQuery { session_type: 4, size: 100, ..Default::default() }).await?;
-    for s in list.session_list.unwrap_or_default() {
+    for s in all_sessions(c, 4).await?.into_iter().chain(all_sessions(c, 5).await?) {
         seen.insert((s.session_type, s.talker_id), s.max_seqno);
         since = since.max(s.session_ts);
     }
@@ -336,6 +349,27 @@ async fn watch(
             return Ok(());
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Every session of a list (`session_type` as in `get_sessions`), page by page: pinned ones
+/// head the first page, later pages continue below the oldest unpinned one.
+async fn all_sessions(c: &Client, session_type: u8) -> anyhow::Result<Vec<Session>> {
+    let mut out: Vec<Session> = Vec::new();
+    let mut end_ts = None;
+    loop {
+        let list = c.get_sessions(SessionsQuery { session_type, size: 100, end_ts, ..Default::default() }).await?;
+        let sessions = list.session_list.unwrap_or_default();
+        let next = sessions.iter().filter(|s| s.top_ts == 0).map(|s| s.session_ts).min();
+        for s in sessions {
+            if !out.iter().any(|o| o.session_type == s.session_type && o.talker_id == s.talker_id) {
+                out.push(s);
+            }
+        }
+        match next {
+            Some(ts) if list.has_more == 1 && end_ts != Some(ts) => end_ts = Some(ts),
+            _ => return Ok(out),
+        }
     }
 }
 
@@ -395,65 +429,72 @@ async fn export(c: &Client, talkers: &[String], all: bool, dir: &Path, out: &mut
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut targets: Vec<Target> = talkers.iter().map(|t| parse_target(t)).collect::<anyhow::Result<_>>()?;
     if all {
-        let mut end_ts = None;
-        loop {
-            let list = c
-                .get_sessions(SessionsQuery { session_type: 4, size: 100, end_ts, ..Default::default() })
-                .await?;
-            let sessions = list.session_list.unwrap_or_default();
-            for s in &sessions {
-                let t = Target { session_type: s.session_type, talker: s.talker_id };
-                if !targets.contains(&t) {
-                    targets.push(t);
-                }
-            }
-            match sessions.iter().filter(|s| s.top_ts == 0).map(|s| s.session_ts).min() {
-                Some(ts) if list.has_more == 1 => end_ts = Some(ts),
-                _ => break,
+        // Everything listed, and the intercepted conversations (the dustbin) too.
+        for s in all_sessions(c, 4).await?.into_iter().chain(all_sessions(c, 5).await?) {
+            let t = Target { session_type: s.session_type, talker: s.talker_id };
+            if !targets.contains(&t) {
+                targets.push(t);
             }
         }
     }
     let me = c.mid().unwrap_or(0);
+    let mut failed = Vec::new();
     for t in targets {
-        let jsonl = dir.join(format!("{}.jsonl", t.stem()));
-        let (mut msgs, last) = read_jsonl(&jsonl)?;
-        let total_hint = c.session_detail(t.talker, t.session_type).await.map(|s| s.max_seqno).unwrap_or(0);
-        let bar = indicatif::ProgressBar::new(total_hint.saturating_sub(last));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} messages")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(t.stem());
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&jsonl)?;
-        let mut pager = c.history(t.talker, t.session_type, Direction::ForwardFrom(last));
-        let mut added = 0usize;
-        while let Some(page) = pager.next_raw_page().await? {
-            let mut buf = String::new();
-            for m in &page {
-                buf.push_str(&serde_json::to_string(m)?);
-                buf.push('\n');
+        match export_one(c, t, me, dir).await {
+            Ok((added, total)) => writeln!(out, "{}: {} new, {} in all", t.stem(), added, total)?,
+            Err(e) => {
+                // The others are still worth exporting; this one resumes on the next run.
+                eprintln!("{}: {e:#}", t.stem());
+                failed.push(t.stem());
             }
-            // One page per write, synced before the next request: an interrupted export loses
-            // at most the page in flight, and the next run picks up after the last whole line.
-            file.write_all(buf.as_bytes())?;
-            file.sync_data()?;
-            added += page.len();
-            bar.inc(page.len() as u64);
-            msgs.extend(page);
         }
-        bar.finish_and_clear();
-        let names = Names::load(c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64()).chain([t.talker])).await;
-        let title = if t.session_type == 2 {
-            format!("粉丝团 {}", t.talker)
-        } else {
-            format!("与 {} 的私信", names.name(t.talker))
-        };
-        let html = html_transcript(&title, me, &msgs, &|mid| names.name(mid));
-        let html_path = dir.join(format!("{}.html", t.stem()));
-        let tmp = dir.join(format!(".{}.html.tmp", t.stem()));
-        std::fs::write(&tmp, html)?;
-        std::fs::rename(&tmp, &html_path)?;
-        writeln!(out, "{}: {} new, {} in all", t.stem(), added, msgs.len())?;
+        out.flush()?;
+    }
+    if !failed.is_empty() {
+        bail!("not exported: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Brings one conversation's export up to date; returns (messages added, messages in all).
+async fn export_one(c: &Client, t: Target, me: u64, dir: &Path) -> anyhow::Result<(usize, usize)> {
+    let jsonl = dir.join(format!("{}.jsonl", t.stem()));
+    let (mut msgs, last) = read_jsonl(&jsonl)?;
+    let total_hint = c.session_detail(t.talker, t.session_type).await.map(|s| s.max_seqno).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(total_hint.saturating_sub(last));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} messages")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(t.stem());
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&jsonl)?;
+    let mut pager = c.history(t.talker, t.session_type, Direction::ForwardFrom(last));
+    let mut added = 0usize;
+    while let Some(page) = pager.next_raw_page().await? {
+        let mut buf = String::new();
+        for m in &page {
+            buf.push_str(&serde_json::to_string(m)?);
+            buf.push('\n');
+        }
+        // One page per write, synced before the next request: an interrupted export loses
+        // at most the page in flight, and the next run picks up after the last whole line.
+        file.write_all(buf.as_bytes())?;
+        file.sync_data()?;
+        added += page.len();
+        bar.inc(page.len() as u64);
+        msgs.extend(page);
+    }
+    bar.finish_and_clear();
+    let names = Names::load(c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64()).chain([t.talker])).await;
+    let title = if t.session_type == 2 {
+        format!("粉丝团 {}", t.talker)
+    } else {
+        format!("与 {} 的私信", names.name(t.talker))
+    };
+    let html = html_transcript(&title, me, &msgs, &|mid| names.name(mid));
+    let html_path = dir.join(format!("{}.html", t.stem()));
+    let tmp = dir.join(format!(".{}.html.tmp", t.stem()));
+    std::fs::write(&tmp, html)?;
+    std::fs::rename(&tmp, &html_path)?;
+    Ok((added, msgs.len()))
 }

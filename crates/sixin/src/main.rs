@@ -27,6 +27,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage fan groups (应援团).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -92,6 +95,56 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum GroupCommand {
+    /// Open a fan group (its owner is the first member); prints the group as JSON.
+    Create {
+        #[arg(long)]
+        owner: u64,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        cover: String,
+        /// 0 应援团, 2 官方群.
+        #[arg(long = "type", default_value_t = 0)]
+        group_type: u8,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a member (welcomed with a 306 message).
+    Add {
+        #[arg(long)]
+        group: u64,
+        #[arg(long)]
+        mid: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a member (302); their access to the history ends.
+    Remove {
+        #[arg(long)]
+        group: u64,
+        #[arg(long)]
+        mid: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Freeze a group (303): nobody can send to it.
+    Freeze {
+        #[arg(long)]
+        group: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Dissolve a group (304).
+    Dissolve {
+        #[arg(long)]
+        group: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the documented default configuration file.
     PrintDefault,
@@ -128,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client_cmd::run(cmd, &cli.client).await,
+        Command::Group(cmd) => group(cmd).await,
         Command::Config(ConfigCommand::PrintDefault) => {
             print!("{}", Config::default_toml());
             Ok(())
@@ -161,4 +215,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             running.stop().await
         }
     }
+}
+
+async fn group(cmd: GroupCommand) -> anyhow::Result<()> {
+    let db = match &cmd {
+        GroupCommand::Create { db, .. }
+        | GroupCommand::Add { db, .. }
+        | GroupCommand::Remove { db, .. }
+        | GroupCommand::Freeze { db, .. }
+        | GroupCommand::Dissolve { db, .. } => db.clone(),
+    };
+    let svc = sixin_server::build(db.load()?).await?;
+    let info = match cmd {
+        GroupCommand::Create { owner, name, cover, group_type, .. } => {
+            svc.create_group(owner, &name, &cover, group_type).await
+        }
+        GroupCommand::Add { group, mid, .. } => svc.join_group(group, mid).await,
+        GroupCommand::Remove { group, mid, .. } => svc.leave_group(group, mid).await,
+        GroupCommand::Freeze { group, .. } => svc.freeze_group(group).await,
+        GroupCommand::Dissolve { group, .. } => svc.dissolve_group(group).await,
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string(&info)?);
+    Ok(())
 }

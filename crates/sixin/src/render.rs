@@ -25,6 +25,41 @@ pub fn format_ts(secs: i64) -> String {
     )
 }
 
+/// Columns a character takes in a terminal: 2 for East Asian wide and full-width characters
+/// and emoji, 0 for combining marks, 1 otherwise.
+pub fn char_width(c: char) -> usize {
+    let u = c as u32;
+    match u {
+        0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F => 0,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
+/// Terminal columns a string takes.
+pub fn display_width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
+
+/// `s` padded with spaces to `width` terminal columns (left-aligned; longer strings as they are).
+pub fn pad(s: &str, width: usize) -> String {
+    let w = display_width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
 /// A one-line rendering of a message's content.
 pub fn render_content(msg_type: u32, content: &str, msg_status: u32) -> String {
     let body = match Content::parse(msg_type, content) {
@@ -108,8 +143,9 @@ pub fn html_transcript(title: &str, me: u64, messages: &[Value], name_of: &dyn F
         let class = if sender == me { "msg me" } else if sender == 0 { "msg sys" } else { "msg" };
         let inner = match Content::parse(msg_type, content) {
             Some(Content::Image(i)) if i.url.starts_with("http") => format!(
-                "<a href=\"{0}\"><img src=\"{0}\" alt=\"图片\" loading=\"lazy\"></a>",
-                escape_html(&i.url)
+                "<a href=\"{0}\"><img src=\"{0}\" alt=\"图片\" loading=\"lazy\"></a>{1}",
+                escape_html(&i.url),
+                if status == 1 { " (已撤回)" } else { "" }
             ),
             _ => escape_html(&render_content(msg_type, content, status)).replace('\n', "<br>"),
         };
@@ -161,5 +197,9 @@ mod tests {
             "[视频] V https://www.bilibili.com/video/BV1"
         );
         assert_eq!(escape_html("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(display_width("UP主小助手(1)"), 13);
+        assert_eq!(pad("bob", 5), "bob  ");
+        assert_eq!(pad("小助手", 7), "小助手 ");
+        assert_eq!(pad("toolong", 3), "toolong");
     }
 }

@@ -3,7 +3,7 @@
 use sixin_proto::content;
 use sixin_proto::{EmojiInfo, Message, MessagePage, EMPTY_MIN_SEQNO};
 
-use super::{Caller, DomainError, Result, Service};
+use super::{Caller, Result, Service};
 use crate::store::Window;
 
 pub const MAX_FETCH: u32 = 200;
@@ -24,9 +24,7 @@ pub struct FetchRequest {
 
 impl Service {
     pub async fn fetch(&self, caller: &Caller, req: FetchRequest) -> Result<MessagePage> {
-        if req.session_type == 2 {
-            return Err(DomainError::NotGroupMember);
-        }
+
         let begin = req.begin_seqno;
         let end = req.end_seqno.filter(|e| *e > 0);
         let tips_only = req.size == 0;
@@ -38,8 +36,13 @@ impl Service {
             max_seqno: 0,
             e_infos: None,
         };
-        let Some((conv_id, _)) = self.store.pair_conversation(caller.mid, req.talker_id).await? else {
-            return Ok(empty);
+        let conv_id = if req.session_type == 2 {
+            self.readable_group(caller.mid, req.talker_id).await?.conv_id
+        } else {
+            match self.store.pair_conversation(caller.mid, req.talker_id).await? {
+                Some((conv_id, _)) => conv_id,
+                None => return Ok(empty),
+            }
         };
         if let (Some(b), Some(e)) = (begin, end) {
             if e <= b.saturating_add(1) {

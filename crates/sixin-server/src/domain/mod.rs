@@ -2,6 +2,7 @@
 //! operation changes. No SQL and no HTTP here: the store does the former, `http` the latter.
 
 mod accounts;
+pub mod groups;
 mod history;
 pub mod relations;
 mod send;
@@ -53,6 +54,8 @@ pub enum DomainError {
     RecallExpired,
     #[error("not a member of the group")]
     NotGroupMember,
+    #[error("the group is dissolved")]
+    GroupDissolved,
     #[error("no such session")]
     SessionNotFound,
     #[error("not found")]

@@ -181,7 +181,9 @@ impl Service {
     }
 
     /// Stores automatic messages from `from` to `to` (never subject to the send checks, and
-    /// never triggering further automatic messages).
+    /// never triggering further automatic messages). Nobody read anything: unlike a message
+    /// written by hand, an automatic one leaves its sender's read mark where it was, so what
+    /// the sender had not read yet stays unread.
     pub(crate) async fn deliver(&self, from: u64, to: u64, messages: Vec<NewMessage>) -> Result<()> {
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
@@ -191,7 +193,7 @@ impl Service {
                 Insert {
                     messages,
                     now_us: self.clock.now_us(),
-                    sender_reads: true,
+                    sender_reads: false,
                     recall_target: None,
                     intercept_receiver: false,
                     max_manual_sent: None,

@@ -4,7 +4,7 @@ use sixin_proto::content::{self, parse_recall_target};
 use sixin_proto::{KeyHitInfos, SendResult};
 
 use super::{relations, DomainError, Result, Service};
-use crate::store::{Insert, NewMessage, Peer, StoreError};
+use crate::store::{Group, Insert, NewMessage, Peer, StoreError, User};
 
 /// A parsed `send_msg` request (check 1, parsing, is done by the HTTP layer).
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct SendRequest {
     pub new_face_version: u8,
     /// `msg_source` derived from `mobi_app`.
     pub msg_source: u32,
+    /// Mentioned members (fan groups); `None` or empty: nobody.
+    pub at_uids: Option<Vec<u64>>,
 }
 
 /// `mobi_app` → `msg_source` (SPEC §1).
@@ -44,13 +46,10 @@ fn host_allowed(host: &str, patterns: &[String]) -> bool {
     })
 }
 
-/// The target of a recall: a bare or quoted decimal `msg_key`. Signs are refused (Rust's integer
-/// parsing would take `+5`), as everywhere ids are parsed.
-fn parse_recall_key(content: &str) -> Option<u64> {
-    if content.contains(['+', '-']) {
-        return None;
-    }
-    parse_recall_target(content)
+/// Where a message goes, once check 3 has found it.
+enum Target {
+    User(User),
+    Group(Group),
 }
 
 impl Service {
@@ -65,139 +64,103 @@ impl Service {
             _ => return Err(DomainError::UnsupportedMsgType),
         };
         // 3: the receiver.
-        if req.receiver_type != 1 {
-            // Fan groups arrive with their own issue; until then no group exists.
-            return Err(if req.receiver_type == 2 {
-                DomainError::NotGroupMember
-            } else {
-                DomainError::BadRequest("unknown receiver_type")
-            });
-        }
-        let receiver = self
-            .store
-            .user(req.receiver_id)
-            .await?
-            .ok_or(DomainError::BadRequest("unknown receiver"))?;
-        if receiver.mid == caller.mid {
-            return Err(DomainError::SendToSelf);
-        }
-        // 4: the content.
-        if req.content.len() > self.config.max_content_bytes {
-            return Err(DomainError::TooLong);
-        }
-        let mut recall_target = None;
-        match msg_type {
-            content::TEXT => {
-                let text: content::Text = serde_json::from_str(&req.content).map_err(|_| {
-                    DomainError::BadRequest("text content is not {\"content\":\"...\"}")
-                })?;
-                if text.content.is_empty() {
-                    return Err(DomainError::BadRequest("empty text"));
-                }
-            }
-            content::IMAGE => {
-                // Only the url is validated (SPEC §2.2: store content as given); the other
-                // fields are kept whatever their JSON type.
-                let value: serde_json::Value = serde_json::from_str(&req.content)
-                    .map_err(|_| DomainError::BadRequest("image content is not a JSON object"))?;
-                let url = value
-                    .get("url")
-                    .and_then(serde_json::Value::as_str)
-                    .ok_or(DomainError::BadRequest("image content has no url"))?;
-                let ok = url::Url::parse(url.trim())
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .and_then(|u| {
-                        u.host_str()
-                            .map(|h| host_allowed(h, &self.config.image_hosts))
-                    })
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(DomainError::BadImage);
-                }
-            }
-            _ => {
-                // 5: recall.
-                let key = parse_recall_key(&req.content)
-                    .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
-                let target = self
+        let target = match req.receiver_type {
+            1 => {
+                let receiver = self
                     .store
-                    .message_by_key(key)
+                    .user(req.receiver_id)
                     .await?
-                    .ok_or(DomainError::MsgKeyNotFound)?;
-                let conv = self
-                    .store
-                    .pair_conversation(caller.mid, receiver.mid)
-                    .await?;
-                if conv.map(|c| c.0) != Some(target.conv_id)
-                    || target.msg.sender_uid != caller.mid
-                    || target.msg.msg_type == content::RECALL
-                    || target.visible_to.is_some()
-                {
-                    return Err(DomainError::MsgKeyNotFound);
+                    .ok_or(DomainError::BadRequest("unknown receiver"))?;
+                if receiver.mid == caller.mid {
+                    return Err(DomainError::SendToSelf);
                 }
-                if target.msg.msg_status != 0 {
-                    return Err(DomainError::AlreadyRecalled);
-                }
-                if self.clock.now_secs() - target.msg.timestamp > self.config.recall_window_secs {
-                    return Err(DomainError::RecallExpired);
-                }
-                recall_target = Some(key);
+                Target::User(receiver)
             }
-        }
-        // 6: relations, privacy and the one-message rule.
-        let policy = self.relation_policy(caller, &receiver, msg_type).await?;
-        // 7: rate limits and maintenance.
-        self.check_rates(caller, policy.receiver_follows).await?;
-
-        let text = (msg_type == content::TEXT)
-            .then(|| serde_json::from_str::<content::Text>(&req.content).ok())
-            .flatten()
-            .map(|t| t.content);
-        let sender = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
-        let intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+            2 => Target::Group(self.writable_group(caller.mid, req.receiver_id).await?),
+            _ => return Err(DomainError::BadRequest("unknown receiver_type")),
+        };
+        // 4: the content.
+        let text = self.check_content(msg_type, &req.content)?;
+        // 5: recall.
+        let recall_target = if msg_type == content::RECALL {
+            let conv_id = match &target {
+                Target::User(r) => self.store.pair_conversation(caller.mid, r.mid).await?.map(|c| c.0),
+                Target::Group(g) => Some(g.conv_id),
+            };
+            Some(self.check_recall(caller.mid, conv_id, &req.content).await?)
+        } else {
+            None
+        };
         let manual = relations::is_manual_source(req.msg_source) && msg_type != content::RECALL;
         let stored_content = match recall_target {
             Some(k) => k.to_string(),
             None => req.content.clone(),
         };
+        let message = NewMessage {
+            sender_uid: caller.mid,
+            receiver_type: req.receiver_type as u8,
+            receiver_id: req.receiver_id,
+            msg_type,
+            content: stored_content,
+            at_uids: None,
+            notify_code: String::new(),
+            new_face_version: req.new_face_version,
+            msg_source: req.msg_source,
+            visible_to: None,
+            dev_id: req.dev_id.clone(),
+            manual,
+            push: false,
+            official: false,
+        };
+        let (peer, insert, receiver, intercept) = match &target {
+            Target::User(receiver) => {
+                // 6: relations, privacy and the one-message rule.
+                let policy = self.relation_policy(caller, receiver, msg_type).await?;
+                // 7: rate limits and maintenance.
+                self.check_rates(caller, policy.receiver_follows).await?;
+                let sender = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
+                let intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+                let messages = std::iter::once(message)
+                    .chain(policy.tip.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
+                    .collect();
+                (
+                    Peer::Pair { a: caller.mid, b: receiver.mid },
+                    Insert {
+                        messages,
+                        now_us: self.clock.now_us(),
+                        sender_reads: true,
+                        recall_target,
+                        intercept_receiver: intercept,
+                        max_manual_sent: policy.max_manual_sent.filter(|_| manual),
+                    },
+                    Some(receiver.mid),
+                    intercept,
+                )
+            }
+            Target::Group(g) => {
+                // 6 does not apply to groups; 7's per-second limit and maintenance do.
+                self.check_rates(caller, true).await?;
+                let at_uids = req.at_uids.clone().filter(|v| !v.is_empty());
+                (
+                    Peer::Group { group_id: g.group_id, conv_id: g.conv_id },
+                    Insert {
+                        messages: vec![NewMessage { at_uids, ..message }],
+                        now_us: self.clock.now_us(),
+                        sender_reads: true,
+                        recall_target,
+                        intercept_receiver: false,
+                        max_manual_sent: None,
+                    },
+                    None,
+                    false,
+                )
+            }
+        };
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
         let stored = self
             .store
-            .insert_messages(
-                Peer::Pair {
-                    a: caller.mid,
-                    b: receiver.mid,
-                },
-                Insert {
-                    messages: vec![NewMessage {
-                        sender_uid: caller.mid,
-                        receiver_type: 1,
-                        receiver_id: receiver.mid,
-                        msg_type,
-                        content: stored_content,
-                        at_uids: None,
-                        notify_code: String::new(),
-                        new_face_version: req.new_face_version,
-                        msg_source: req.msg_source,
-                        visible_to: None,
-                        dev_id: req.dev_id.clone(),
-                        manual,
-                        push: false,
-                        official: false,
-                    }]
-                    .into_iter()
-                    .chain(policy.tip.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
-                    .collect(),
-                    now_us: self.clock.now_us(),
-                    sender_reads: true,
-                    recall_target,
-                    intercept_receiver: intercept,
-                    max_manual_sent: policy.max_manual_sent.filter(|_| manual),
-                },
-                &move || keys.next(now_ms),
-            )
+            .insert_messages(peer, insert, &move || keys.next(now_ms))
             .await
             .map_err(|e| match e {
                 // Someone recalled it between the check and the write.
@@ -209,8 +172,8 @@ impl Service {
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
 
         // Side effects: the message is stored whatever happens to them.
-        if manual && !intercept {
-            if let Err(e) = self.auto_reply_to_message(caller.mid, receiver.mid, text.as_deref()).await {
+        if let (Some(receiver), true, false) = (receiver, manual, intercept) {
+            if let Err(e) = self.auto_reply_to_message(caller.mid, receiver, text.as_deref()).await {
                 tracing::warn!(error = %e, "auto-reply failed");
             }
         }
@@ -221,16 +184,77 @@ impl Service {
             msg_content: None,
             key_hit_infos: None,
         };
-        if msg_type == content::TEXT {
-            let text = serde_json::from_str::<content::Text>(&msg.content)
-                .map(|t| t.content)
-                .unwrap_or_default();
-            let infos = self.emoji.e_infos(&text, req.new_face_version == 1);
+        if let Some(t) = &text {
+            let infos = self.emoji.e_infos(t, req.new_face_version == 1);
             result.e_infos = (!infos.is_empty()).then_some(infos);
-            result.msg_content = Some(msg.content.clone());
-            result.key_hit_infos = Some(self.key_hits(&text));
+            // Upstream gives these two only for texts to users.
+            if receiver.is_some() {
+                result.msg_content = Some(msg.content.clone());
+                result.key_hit_infos = Some(self.key_hits(t));
+            }
         }
         Ok(result)
+    }
+
+    /// Check 4: size, then shape. Returns the text of a text message.
+    fn check_content(&self, msg_type: u32, raw: &str) -> Result<Option<String>> {
+        if raw.len() > self.config.max_content_bytes {
+            return Err(DomainError::TooLong);
+        }
+        match msg_type {
+            content::TEXT => {
+                let text: content::Text = serde_json::from_str(raw)
+                    .map_err(|_| DomainError::BadRequest("text content is not {\"content\":\"...\"}"))?;
+                if text.content.is_empty() {
+                    return Err(DomainError::BadRequest("empty text"));
+                }
+                Ok(Some(text.content))
+            }
+            content::IMAGE => {
+                // Only the url is validated (SPEC §2.2: store content as given); the other
+                // fields are kept whatever their JSON type.
+                let value: serde_json::Value = serde_json::from_str(raw)
+                    .map_err(|_| DomainError::BadRequest("image content is not a JSON object"))?;
+                let url = value
+                    .get("url")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or(DomainError::BadRequest("image content has no url"))?;
+                let ok = url::Url::parse(url.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .and_then(|u| u.host_str().map(|h| host_allowed(h, &self.config.image_hosts)))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(DomainError::BadImage);
+                }
+                Ok(None)
+            }
+            _ => {
+                parse_recall_target(raw).ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Check 5: the recall's target must be the caller's own, live, recent message in this
+    /// conversation.
+    async fn check_recall(&self, caller: u64, conv_id: Option<i64>, raw: &str) -> Result<u64> {
+        let key = parse_recall_target(raw).ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+        let target = self.store.message_by_key(key).await?.ok_or(DomainError::MsgKeyNotFound)?;
+        if conv_id != Some(target.conv_id)
+            || target.msg.sender_uid != caller
+            || target.msg.msg_type == content::RECALL
+            || target.visible_to.is_some()
+        {
+            return Err(DomainError::MsgKeyNotFound);
+        }
+        if target.msg.msg_status != 0 {
+            return Err(DomainError::AlreadyRecalled);
+        }
+        if self.clock.now_secs() - target.msg.timestamp > self.config.recall_window_secs {
+            return Err(DomainError::RecallExpired);
+        }
+        Ok(key)
     }
 
     /// The first configured keyword rule the text hits, as `key_hit_infos`.

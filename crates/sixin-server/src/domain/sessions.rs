@@ -7,7 +7,7 @@ use sixin_proto::{
 };
 
 use super::{system, Caller, DomainError, Result, Service};
-use crate::store::{ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_USER};
+use crate::store::{GroupQuery, ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_USER};
 
 pub const MAX_SESSIONS: u32 = 100;
 const MAX_PINNED: u32 = 100;
@@ -35,6 +35,7 @@ impl Service {
     /// The session object of a stored row.
     pub(crate) fn session_object(&self, row: SessionRow, web: bool) -> Session {
         let sys = system::by_type(row.talker_system_type).filter(|_| row.talker_system_type > 0);
+        let group = row.group.clone().unwrap_or_default();
         let mut last_msg = row.last_msg;
         if let Some(m) = last_msg.as_mut() {
             self.decorate(std::slice::from_mut(m), web);
@@ -42,10 +43,10 @@ impl Service {
         Session {
             talker_id: row.talker_id,
             session_type: row.session_type,
-            at_seqno: 0,
+            at_seqno: group.at_seqno,
             top_ts: row.top_ts,
-            group_name: String::new(),
-            group_cover: String::new(),
+            group_name: group.name,
+            group_cover: group.cover,
             is_follow: u8::from(row.follows || sys.is_some()),
             is_dnd: u8::from(row.is_dnd),
             ack_seqno: row.ack_seqno,
@@ -53,7 +54,7 @@ impl Service {
             session_ts: row.session_ts,
             unread_count: row.unread_count,
             last_msg,
-            group_type: 0,
+            group_type: group.group_type,
             can_fold: 0,
             status: 0,
             max_seqno: row.max_seqno,
@@ -83,20 +84,24 @@ impl Service {
             7 => Some(ListKind::Users { followed: None, system: Some(true) }),
             9 => Some(ListKind::Users { followed: Some(true), system: None }),
             5 => Some(ListKind::Intercepted),
-            // Fan groups only: none exist yet.
             3 => None,
             _ => return Err(DomainError::InvalidArgument("session_type")),
         };
+        let with_groups = req.session_type == 3 || (req.session_type == 4 && !req.group_fold);
         let sort = if req.sort_rule == 3 { SortBy::AckTs } else { SortBy::SessionTs };
         let size = if req.size == 0 { 20 } else { req.size.min(MAX_SESSIONS) };
-        let mut rows = Vec::new();
-        let mut has_more = false;
+        let first_page = req.begin_ts.is_none() && req.end_ts.is_none();
+        let key = |r: &SessionRow| match sort {
+            SortBy::SessionTs => r.session_ts,
+            SortBy::AckTs => r.ack_ts,
+        };
+        let mut pinned = Vec::new();
+        let mut rest = Vec::new();
         if let Some(kind) = kind {
-            let first_page = req.begin_ts.is_none() && req.end_ts.is_none();
             if first_page {
                 // Pinned sessions head the first page; later pages hold unpinned ones only, so
                 // paging by the last session's time never repeats or skips one.
-                rows = self
+                pinned = self
                     .store
                     .sessions(
                         caller.mid,
@@ -104,24 +109,44 @@ impl Service {
                     )
                     .await?;
             }
-            let mut rest = self
+            rest = self
                 .store
                 .sessions(
                     caller.mid,
-                    &SessionQuery {
-                        kind,
-                        sort,
-                        after: req.begin_ts,
-                        before: req.end_ts,
-                        pinned: false,
-                        limit: size + 1,
-                    },
+                    &SessionQuery { kind, sort, after: req.begin_ts, before: req.end_ts, pinned: false, limit: size + 1 },
                 )
                 .await?;
-            has_more = rest.len() > size as usize;
-            rest.truncate(size as usize);
-            rows.extend(rest);
         }
+        if with_groups {
+            // A user belongs to few groups: their sessions are read whole and merged here.
+            let groups = self
+                .store
+                .group_sessions(caller.mid, &GroupQuery { group_id: None, after: None, before: None, include_removed: false })
+                .await?;
+            let by_join = req.session_type == 3 && !matches!(req.sort_rule, 1..=3);
+            for g in groups {
+                if g.top_ts > 0 {
+                    if first_page {
+                        pinned.push(g);
+                    }
+                } else if by_join
+                    || (req.begin_ts.is_none_or(|b| key(&g) > b) && req.end_ts.is_none_or(|e| key(&g) < e))
+                {
+                    rest.push(g);
+                }
+            }
+            pinned.sort_by(|a, b| b.top_ts.cmp(&a.top_ts));
+            if by_join {
+                // "Groups by join time ascending" (sort rules other than 1–3 on the group list).
+                rest.sort_by_key(|g| g.group.as_ref().map_or(0, |v| v.joined_us));
+            } else {
+                rest.sort_by(|a, b| key(b).cmp(&key(a)).then(b.talker_id.cmp(&a.talker_id)));
+            }
+        }
+        let has_more = rest.len() > size as usize;
+        rest.truncate(size as usize);
+        let mut rows = pinned;
+        rows.extend(rest);
         let systems = self.store.system_sessions(caller.mid).await?;
         let system_msg = (!systems.is_empty()).then(|| {
             systems
@@ -146,6 +171,14 @@ impl Service {
     pub async fn new_sessions(&self, caller: &Caller, begin_ts: i64, size: u32, web: bool) -> Result<SessionList> {
         let size = if size == 0 { 20 } else { size.min(MAX_SESSIONS) };
         let mut rows = self.store.sessions_since(caller.mid, begin_ts, size + 1).await?;
+        let groups = self
+            .store
+            .group_sessions(caller.mid, &GroupQuery { group_id: None, after: Some(begin_ts), before: None, include_removed: false })
+            .await?;
+        if !groups.is_empty() {
+            rows.extend(groups);
+            rows.sort_by(|a, b| b.session_ts.cmp(&a.session_ts).then(b.talker_id.cmp(&a.talker_id)));
+        }
         let has_more = rows.len() > size as usize;
         rows.truncate(size as usize);
         Ok(SessionList {
@@ -161,7 +194,11 @@ impl Service {
     pub async fn session_detail(&self, caller: &Caller, talker_id: u64, session_type: u8, web: bool) -> Result<Session> {
         check_session_type(session_type)?;
         if session_type != SESSION_USER {
-            return Err(DomainError::SessionNotFound);
+            let q = GroupQuery { group_id: Some(talker_id), after: None, before: None, include_removed: true };
+            return match self.store.group_sessions(caller.mid, &q).await?.pop() {
+                Some(row) => Ok(self.session_object(row, web)),
+                None => Err(DomainError::SessionNotFound),
+            };
         }
         match self.store.session(caller.mid, session_type, talker_id).await? {
             Some(row) if row.last_seqno > 0 => Ok(self.session_object(row, web)),
@@ -181,6 +218,9 @@ impl Service {
     /// Hides a session until its next message; what it held counts as read.
     pub async fn remove_session(&self, caller: &Caller, talker_id: u64, session_type: u8) -> Result<()> {
         check_session_type(session_type)?;
+        if session_type != SESSION_USER {
+            return self.remove_group_session(caller.mid, talker_id).await;
+        }
         if self.store.session(caller.mid, session_type, talker_id).await?.is_none() {
             return Ok(());
         }

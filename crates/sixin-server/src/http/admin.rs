@@ -22,6 +22,12 @@ pub fn routes() -> Router<AppState> {
         .route("/maintenance", get(get_maintenance).put(put_maintenance))
         .route("/messages/system", post(system_message))
         .route("/clock", get(get_clock).post(set_clock))
+        .route("/groups", post(create_group))
+        .route("/groups/{id}", get(get_group))
+        .route("/groups/{id}/members", post(add_member))
+        .route("/groups/{id}/members/{mid}", axum::routing::delete(remove_member))
+        .route("/groups/{id}/freeze", post(freeze_group))
+        .route("/groups/{id}/dissolve", post(dissolve_group))
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -349,4 +355,106 @@ async fn put_maintenance(State(svc): State<AppState>, headers: HeaderMap, raw: a
         Ok(on) => json_response(StatusCode::OK, &json!({ "maintenance": on })),
         Err(resp) => resp,
     }
+}
+
+fn group_err(e: DomainError) -> Response {
+    match e {
+        DomainError::NotFound => err(StatusCode::NOT_FOUND, "no such group, user or member"),
+        e => domain_err(e),
+    }
+}
+
+fn group_answer(r: Result<crate::domain::groups::GroupInfo, Response>) -> Response {
+    match r {
+        Ok(g) => json_response(StatusCode::OK, &g),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    owner: u64,
+    name: String,
+    #[serde(default)]
+    cover: String,
+    #[serde(default)]
+    group_type: u8,
+}
+
+async fn create_group(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            let b: GroupBody = body(&raw)?;
+            svc.create_group(b.owner, &b.name, &b.cover, b.group_type).await.map_err(group_err)
+        }
+        .await,
+    )
+}
+
+async fn get_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            svc.group_info(mid_of(&id)?).await.map_err(group_err)
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    mid: u64,
+}
+
+async fn add_member(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            let b: MemberBody = body(&raw)?;
+            svc.join_group(mid_of(&id)?, b.mid).await.map_err(group_err)
+        }
+        .await,
+    )
+}
+
+async fn remove_member(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path((id, mid)): Path<(String, String)>,
+) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            svc.leave_group(mid_of(&id)?, mid_of(&mid)?).await.map_err(group_err)
+        }
+        .await,
+    )
+}
+
+async fn freeze_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            svc.freeze_group(mid_of(&id)?).await.map_err(group_err)
+        }
+        .await,
+    )
+}
+
+async fn dissolve_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    group_answer(
+        async {
+            authorize(&svc, &headers)?;
+            svc.dissolve_group(mid_of(&id)?).await.map_err(group_err)
+        }
+        .await,
+    )
 }

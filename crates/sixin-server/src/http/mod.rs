@@ -47,6 +47,7 @@ pub fn api_code(e: &DomainError) -> ApiCode {
         DomainError::AlreadyRecalled => ApiCode::AlreadyRecalled,
         DomainError::RecallExpired => ApiCode::RecallExpired,
         DomainError::NotGroupMember => ApiCode::NotGroupMember,
+        DomainError::GroupDissolved => ApiCode::GroupDissolved,
         DomainError::SessionNotFound => ApiCode::SessionNotFound,
         DomainError::NotFound => ApiCode::NotFound,
         DomainError::PrivacyBlocked => ApiCode::PrivacyBlocked,
@@ -271,6 +272,27 @@ async fn healthz(State(svc): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text exposition of the process's counters.
+async fn metrics(State(svc): State<AppState>) -> Response {
+    let body = format!(
+        "# HELP sixin_store_rows_written_total Rows written by message inserts since start.\n\
+         # TYPE sixin_store_rows_written_total counter\n\
+         sixin_store_rows_written_total {}\n\
+         # HELP sixin_info Build and backend of this process.\n\
+         # TYPE sixin_info gauge\n\
+         sixin_info{{version=\"{}\",backend=\"{}\"}} 1\n",
+        svc.store.rows_written(),
+        env!("CARGO_PKG_VERSION"),
+        svc.store.backend(),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     let env: Envelope<()> = Envelope::error(ApiCode::NotFound);
     json_response(StatusCode::NOT_FOUND, &env)
@@ -292,6 +314,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sixin_ext::routes())
         .nest("/admin/v1", admin::routes())
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -44,9 +44,8 @@ async fn single_unread(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_pr
 
 async fn my_group_unread(State(svc): State<AppState>, req: ApiReq) -> Api<GroupUnread> {
     Api(async {
-        req.caller(&svc).await?;
-        // No fan group exists before groups are implemented, so nothing is unread in one.
-        Ok(GroupUnread { unread_count: 0 })
+        let caller = req.caller(&svc).await?;
+        Ok(GroupUnread { unread_count: svc.group_unread(caller.mid).await? })
     }
     .await)
 }

@@ -50,8 +50,46 @@ async fn send_msg(State(svc): State<AppState>, req: ApiReq) -> Api<SendResult> {
             dev_id,
             new_face_version,
             msg_source: msg_source_of(req.params.get("mobi_app")),
+            at_uids: at_uids(&req)?,
         };
         svc.send(&caller, r).await
     }
     .await)
+}
+
+/// Mentions as clients send them: `msg[at_uids]` holding a JSON array (`[1,2]`) or a comma
+/// list (`1,2`), or repeated `msg[at_uids][]` / `msg[at_uids][0]` fields. `0` means nobody.
+fn at_uids(req: &ApiReq) -> Result<Option<Vec<u64>>, DomainError> {
+    let bad = || DomainError::BadRequest("msg[at_uids]");
+    let mut out: Vec<u64> = Vec::new();
+    for (k, v) in req.params.pairs() {
+        if k != "msg[at_uids]" && !k.starts_with("msg[at_uids][") {
+            continue;
+        }
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let ids: Vec<u64> = if v.starts_with('[') {
+            let values: Vec<serde_json::Value> = serde_json::from_str(v).map_err(|_| bad())?;
+            values
+                .iter()
+                .map(|x| match x {
+                    serde_json::Value::Number(n) => n.as_u64(),
+                    serde_json::Value::String(s) => parse_u64(s),
+                    _ => None,
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(bad)?
+        } else {
+            sixin_proto::params::parse_id_list(v).ok_or_else(bad)?
+        };
+        out.extend(ids);
+    }
+    out.retain(|m| *m != 0);
+    out.dedup();
+    if out.len() > 100 {
+        return Err(DomainError::InvalidArgument("msg[at_uids]"));
+    }
+    Ok((!out.is_empty()).then_some(out))
 }

@@ -89,6 +89,8 @@ pub struct StoredMessage {
 pub enum Peer {
     /// A one-to-one conversation between two users.
     Pair { a: u64, b: u64 },
+    /// A fan group's conversation.
+    Group { group_id: u64, conv_id: i64 },
 }
 
 /// A message to store. Seqno and key are allocated by the store inside the transaction.
@@ -127,6 +129,18 @@ pub struct Insert {
     /// Fail with `Conflict` when the sender has already written this many messages by hand
     /// in the conversation (checked under the conversation's lock).
     pub max_manual_sent: Option<u64>,
+}
+
+/// Which fan-group sessions a list returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupQuery {
+    /// One group only.
+    pub group_id: Option<u64>,
+    /// Exclusive bounds on the session time (µs).
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    /// Include sessions the owner removed (and that have had no message since).
+    pub include_removed: bool,
 }
 
 /// Which sessions a list returns.
@@ -187,12 +201,50 @@ pub struct SessionRow {
     pub manual_sent: u64,
     pub biz_unread: u64,
     pub official_unread: u64,
+    /// Fan-group sessions: the group and the newest unread message mentioning the owner.
+    pub group: Option<GroupView>,
+}
+
+/// What a member's group session shows of the group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupView {
+    pub name: String,
+    pub cover: String,
+    pub group_type: u8,
+    pub state: u8,
+    pub joined_us: i64,
+    /// 0 while a member; else the seqno their view ends at.
+    pub left_seqno: u64,
+    pub at_seqno: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub group_id: u64,
+    pub conv_id: i64,
+    pub owner: u64,
+    pub name: String,
+    pub cover: String,
+    pub group_type: u8,
+    /// 0 normal, 1 frozen, 2 dissolved.
+    pub state: u8,
+    pub max_seqno: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub joined_us: i64,
+    /// 0 while a member.
+    pub left_seqno: u64,
 }
 
 /// A per-user session flag to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionFlag {
     Removed(bool),
+    /// A fan-group session removed while its view ended at this seqno: it stays hidden until
+    /// a newer message arrives.
+    GroupRemovedAt(u64),
     TopTs(i64),
     Dnd(bool),
     PushSetting(u8),
@@ -317,6 +369,21 @@ pub trait Store: Send + Sync + 'static {
     async fn set_intercept(&self, owner: u64, session_type: u8, talker_id: u64, intercept: bool) -> Result<bool>;
     /// The talkers of `owner`'s intercepted sessions.
     async fn intercepted_talkers(&self, owner: u64) -> Result<Vec<u64>>;
+
+    /// Creates a fan group (its conversation, and the owner as first member) and returns it.
+    async fn create_group(&self, owner: u64, name: &str, cover: &str, group_type: u8, now_us: i64) -> Result<Group>;
+    async fn group(&self, group_id: u64) -> Result<Option<Group>>;
+    async fn set_group_state(&self, group_id: u64, state: u8) -> Result<()>;
+    async fn member(&self, group_id: u64, mid: u64) -> Result<Option<Member>>;
+    /// Adds (or re-admits) a member; their read mark starts at the group's newest message.
+    async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()>;
+    /// Ends a membership at `left_seqno`.
+    async fn end_membership(&self, group_id: u64, mid: u64, left_seqno: u64, now_us: i64) -> Result<()>;
+    async fn member_count(&self, group_id: u64) -> Result<u64>;
+    /// `owner`'s fan-group sessions (members and former members), filtered like `sessions`.
+    async fn group_sessions(&self, owner: u64, q: &GroupQuery) -> Result<Vec<SessionRow>>;
+    /// Rows the store wrote for messages since it started (for /metrics and the scale test).
+    fn rows_written(&self) -> u64;
 
     /// Liveness probe of the database.
     async fn ping(&self) -> Result<()>;

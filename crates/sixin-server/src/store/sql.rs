@@ -26,6 +26,7 @@ pub struct SqlStore {
     backend: Backend,
     write: AnyPool,
     read: AnyPool,
+    rows_written: std::sync::atomic::AtomicU64,
 }
 
 fn i(v: u64) -> i64 {
@@ -90,6 +91,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             backend: Backend::Sqlite,
             write,
             read,
+            rows_written: Default::default(),
         }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         {
@@ -109,6 +111,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             backend: Backend::Postgres,
             write: pool.clone(),
             read: pool,
+            rows_written: Default::default(),
         }))
     } else {
         Err(StoreError::Other(format!(
@@ -203,6 +206,7 @@ fn decode_session(row: &AnyRow) -> std::result::Result<SessionRow, sqlx::Error> 
         manual_sent: u(row.try_get("manual_sent")?),
         biz_unread: u(row.try_get("biz_unread")?),
         official_unread: u(row.try_get("official_unread")?),
+        group: None,
     })
 }
 
@@ -481,32 +485,49 @@ impl Store for SqlStore {
         insert: Insert,
         key_of: &(dyn Fn() -> u64 + Send + Sync),
     ) -> Result<Vec<StoredMessage>> {
-        let Peer::Pair { a, b } = peer;
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let n = insert.messages.len() as i64;
         if n == 0 {
             return Ok(Vec::new());
         }
         let now_us = insert.now_us;
+        let mut written: u64 = 0;
         let mut tx = self.write.begin().await?;
         // The conversation row is the seqno counter: bumping it first takes the row lock that
         // orders every writer of this conversation, on any node.
-        let row = sqlx::query(
-            "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
-             VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
-             max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
-        )
-        .bind(format!("{lo}:{hi}"))
-        .bind(i(lo))
-        .bind(i(hi))
-        .bind(n)
-        .bind(now_us)
-        .fetch_one(&mut *tx)
-        .await?;
-        let conv_id: i64 = row.try_get("id")?;
-        let first_seqno = u(row.try_get::<i64, _>("max_seqno")? - n + 1);
+        let (conv_id, max) = match peer {
+            Peer::Pair { a, b } => {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let row = sqlx::query(
+                    "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
+                     VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
+                     max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
+                )
+                .bind(format!("{lo}:{hi}"))
+                .bind(i(lo))
+                .bind(i(hi))
+                .bind(n)
+                .bind(now_us)
+                .fetch_one(&mut *tx)
+                .await?;
+                (row.try_get::<i64, _>("id")?, row.try_get::<i64, _>("max_seqno")?)
+            }
+            Peer::Group { conv_id, .. } => {
+                let max: i64 = sqlx::query_scalar(
+                    "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 WHERE id = $3 \
+                     RETURNING max_seqno",
+                )
+                .bind(n)
+                .bind(now_us)
+                .bind(conv_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                (conv_id, max)
+            }
+        };
+        written += 1;
+        let first_seqno = u(max - n + 1);
 
-        if let Some(limit) = insert.max_manual_sent {
+        if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
             let sender = insert.messages[0].sender_uid;
             let other = if sender == a { b } else { a };
             let sent: Option<i64> = sqlx::query_scalar(
@@ -530,6 +551,7 @@ impl Store for SqlStore {
             .bind(conv_id)
             .execute(&mut *tx)
             .await?;
+            written += r.rows_affected();
             if r.rows_affected() != 1 {
                 tx.rollback().await?;
                 return Err(StoreError::Stale);
@@ -573,6 +595,7 @@ impl Store for SqlStore {
             })
             .execute(&mut *tx)
             .await?;
+            written += 1;
             stored.push(StoredMessage {
                 conv_id,
                 visible_to: m.visible_to,
@@ -596,7 +619,43 @@ impl Store for SqlStore {
         }
 
         let sender = insert.messages[0].sender_uid;
-        for (owner, talker) in [(a, b), (b, a)] {
+        if let Peer::Group { group_id, .. } = peer {
+            for m in &stored {
+                for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
+                    let r = sqlx::query(
+                        "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
+                         ON CONFLICT (group_id, mid, seqno) DO NOTHING",
+                    )
+                    .bind(i(group_id))
+                    .bind(i(*mid))
+                    .bind(i(m.msg.msg_seqno))
+                    .execute(&mut *tx)
+                    .await?;
+                    written += r.rows_affected();
+                }
+            }
+            // Members' views are derived from the group's counter; only the sender's read
+            // mark moves (and brings the session back if they had removed it).
+            if insert.sender_reads && sender != 0 {
+                let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
+                let r = sqlx::query(
+                    "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
+                     WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
+                )
+                .bind(i(last))
+                .bind(now_us)
+                .bind(i(sender))
+                .bind(i(group_id))
+                .execute(&mut *tx)
+                .await?;
+                written += r.rows_affected();
+            }
+        }
+        let pair = match peer {
+            Peer::Pair { a, b } => vec![(a, b), (b, a)],
+            Peer::Group { .. } => Vec::new(),
+        };
+        for (owner, talker) in pair {
             let visible: Vec<(&StoredMessage, &NewMessage)> = stored
                 .iter()
                 .zip(&insert.messages)
@@ -646,9 +705,11 @@ impl Store for SqlStore {
             if !reads {
                 q = q.bind(unread).bind(biz).bind(official).bind(intercept);
             }
-            q.execute(&mut *tx).await?;
+            written += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
+        self.rows_written
+            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
         Ok(stored)
     }
 
@@ -794,7 +855,7 @@ impl Store for SqlStore {
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
         let sql = format!(
-            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_ts > $2 \
+            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
              ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
         );
@@ -869,6 +930,29 @@ impl Store for SqlStore {
             return Ok(false);
         };
         let current = u(row.try_get("ack_seqno")?);
+        if session_type == 2 {
+            // A member's unread count is derived (max - ack): moving the mark is all there is.
+            let view_max: i64 = sqlx::query_scalar(
+                "SELECT CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END \
+                 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
+                 JOIN conversations c ON c.id = g.conv_id WHERE gm.group_id = $1 AND gm.mid = $2",
+            )
+            .bind(i(talker_id))
+            .bind(i(owner))
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+            let target = ack.map_or(u(view_max), |a| a.min(u(view_max))).max(current);
+            sqlx::query("UPDATE sessions SET ack_seqno = $1, ack_ts = $2 WHERE owner = $3 AND session_type = 2 AND talker_id = $4")
+                .bind(i(target))
+                .bind(now_us)
+                .bind(i(owner))
+                .bind(i(talker_id))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
         // Locking the conversation row orders this recount after any insert in flight, so an
         // unread message can't be missed between the count and the write.
         let max: i64 = sqlx::query_scalar(&format!(
@@ -913,7 +997,20 @@ impl Store for SqlStore {
     }
 
     async fn set_session_flag(&self, owner: u64, session_type: u8, talker_id: u64, flag: SessionFlag) -> Result<()> {
+        if let SessionFlag::GroupRemovedAt(seqno) = flag {
+            sqlx::query(
+                "UPDATE sessions SET removed = 1, last_seqno = $1 WHERE owner = $2 AND session_type = $3 AND talker_id = $4",
+            )
+            .bind(i(seqno))
+            .bind(i(owner))
+            .bind(i64::from(session_type))
+            .bind(i(talker_id))
+            .execute(&self.write)
+            .await?;
+            return Ok(());
+        }
         let (col, v) = match flag {
+            SessionFlag::GroupRemovedAt(_) => unreachable!("handled above"),
             SessionFlag::Removed(b) => ("removed", i64::from(b)),
             SessionFlag::TopTs(t) => ("top_ts", t),
             SessionFlag::Dnd(b) => ("is_dnd", i64::from(b)),
@@ -1072,6 +1169,251 @@ impl Store for SqlStore {
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(u).collect())
+    }
+
+    async fn create_group(&self, owner: u64, name: &str, cover: &str, group_type: u8, now_us: i64) -> Result<Group> {
+        for _attempt in 0..5 {
+            let mut tx = self.write.begin().await?;
+            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(group_id), 100000) + 1 FROM groups")
+                .fetch_one(&mut *tx)
+                .await?;
+            let conv_id: i64 = sqlx::query_scalar(
+                "INSERT INTO conversations (kind, group_id, max_seqno, last_ts_us) VALUES (2, $1, 0, $2) RETURNING id",
+            )
+            .bind(next)
+            .bind(now_us)
+            .fetch_one(&mut *tx)
+            .await?;
+            let r = sqlx::query(
+                "INSERT INTO groups (group_id, conv_id, owner, name, cover, group_type, state, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+            )
+            .bind(next)
+            .bind(conv_id)
+            .bind(i(owner))
+            .bind(name)
+            .bind(cover)
+            .bind(i64::from(group_type))
+            .bind(now_us / 1000)
+            .execute(&mut *tx)
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
+            self.add_member(u(next), owner, now_us).await?;
+            return Ok(Group {
+                group_id: u(next),
+                conv_id,
+                owner,
+                name: name.to_string(),
+                cover: cover.to_string(),
+                group_type,
+                state: 0,
+                max_seqno: 0,
+            });
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn group(&self, group_id: u64) -> Result<Option<Group>> {
+        let row = sqlx::query(
+            "SELECT g.group_id, g.conv_id, g.owner, g.name, g.cover, g.group_type, g.state, c.max_seqno \
+             FROM groups g JOIN conversations c ON c.id = g.conv_id WHERE g.group_id = $1",
+        )
+        .bind(i(group_id))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(Group {
+                group_id: u(r.try_get("group_id")?),
+                conv_id: r.try_get("conv_id")?,
+                owner: u(r.try_get("owner")?),
+                name: r.try_get("name")?,
+                cover: r.try_get("cover")?,
+                group_type: r.try_get::<i64, _>("group_type")? as u8,
+                state: r.try_get::<i64, _>("state")? as u8,
+                max_seqno: u(r.try_get("max_seqno")?),
+            }),
+            None => None,
+        })
+    }
+
+    async fn set_group_state(&self, group_id: u64, state: u8) -> Result<()> {
+        sqlx::query("UPDATE groups SET state = $1 WHERE group_id = $2")
+            .bind(i64::from(state))
+            .bind(i(group_id))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn member(&self, group_id: u64, mid: u64) -> Result<Option<Member>> {
+        let row = sqlx::query("SELECT joined_us, left_seqno FROM group_members WHERE group_id = $1 AND mid = $2")
+            .bind(i(group_id))
+            .bind(i(mid))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(Member {
+                joined_us: r.try_get("joined_us")?,
+                left_seqno: u(r.try_get("left_seqno")?),
+            }),
+            None => None,
+        })
+    }
+
+    async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let conv_id: i64 = sqlx::query_scalar("SELECT conv_id FROM groups WHERE group_id = $1")
+            .bind(i(group_id))
+            .fetch_one(&mut *tx)
+            .await?;
+        let max: i64 = sqlx::query_scalar(&format!(
+            "SELECT max_seqno FROM conversations WHERE id = $1{}",
+            self.lock_suffix()
+        ))
+        .bind(conv_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO group_members (group_id, mid, joined_us, left_seqno, left_us) VALUES ($1, $2, $3, 0, 0) \
+             ON CONFLICT (group_id, mid) DO UPDATE SET joined_us = excluded.joined_us, left_seqno = 0, left_us = 0",
+        )
+        .bind(i(group_id))
+        .bind(i(mid))
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts) VALUES ($1, 2, $2, $3, $4, $5) \
+             ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET conv_id = excluded.conv_id, \
+             ack_seqno = CASE WHEN sessions.ack_seqno > excluded.ack_seqno THEN sessions.ack_seqno ELSE excluded.ack_seqno END, \
+             removed = 0",
+        )
+        .bind(i(mid))
+        .bind(i(group_id))
+        .bind(conv_id)
+        .bind(max)
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn end_membership(&self, group_id: u64, mid: u64, left_seqno: u64, now_us: i64) -> Result<()> {
+        sqlx::query("UPDATE group_members SET left_seqno = $1, left_us = $2 WHERE group_id = $3 AND mid = $4")
+            .bind(i(left_seqno))
+            .bind(now_us)
+            .bind(i(group_id))
+            .bind(i(mid))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn member_count(&self, group_id: u64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND left_seqno = 0")
+            .bind(i(group_id))
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u(n))
+    }
+
+    async fn group_sessions(&self, owner: u64, q: &GroupQuery) -> Result<Vec<SessionRow>> {
+        // A member's view ends at the message they left with; until then it is the group's.
+        const VIEW_MAX: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
+        const VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
+        let mut sql = format!(
+            "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, s.ack_ts, \
+             {VIEW_TS} AS session_ts, s.last_seqno, s.top_ts, s.is_dnd, s.push_setting, s.removed, \
+             {VIEW_MAX} AS max_seqno, g.name AS g_name, g.cover AS g_cover, g.group_type AS g_type, \
+             g.state AS g_state, gm.joined_us, gm.left_seqno, \
+             COALESCE((SELECT MAX(x.seqno) FROM group_mentions x WHERE x.group_id = g.group_id \
+               AND x.mid = s.owner AND x.seqno > s.ack_seqno AND x.seqno <= {VIEW_MAX}), 0) AS at_seqno, \
+             {MSG_COLS} \
+             FROM sessions s JOIN groups g ON g.group_id = s.talker_id \
+             JOIN conversations c ON c.id = g.conv_id \
+             JOIN group_members gm ON gm.group_id = g.group_id AND gm.mid = s.owner \
+             LEFT JOIN messages m ON m.conv_id = c.id AND m.seqno = {VIEW_MAX} \
+             WHERE s.owner = $1 AND s.session_type = 2"
+        );
+        let mut n = 1;
+        if !q.include_removed {
+            sql.push_str(&format!(" AND (s.removed = 0 OR {VIEW_MAX} > s.last_seqno)"));
+        }
+        if q.group_id.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND s.talker_id = ${n}"));
+        }
+        if q.after.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND {VIEW_TS} > ${n}"));
+        }
+        if q.before.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND {VIEW_TS} < ${n}"));
+        }
+        let mut query = sqlx::query(&sql).bind(i(owner));
+        if let Some(g) = q.group_id {
+            query = query.bind(i(g));
+        }
+        if let Some(a) = q.after {
+            query = query.bind(a);
+        }
+        if let Some(b) = q.before {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                let max = u(r.try_get("max_seqno")?);
+                let ack = u(r.try_get("ack_seqno")?);
+                Ok(SessionRow {
+                    owner: u(r.try_get("owner")?),
+                    session_type: 2,
+                    talker_id: u(r.try_get("talker_id")?),
+                    conv_id: r.try_get("conv_id")?,
+                    ack_seqno: ack,
+                    ack_ts: r.try_get("ack_ts")?,
+                    session_ts: r.try_get("session_ts")?,
+                    last_seqno: max,
+                    unread_count: max.saturating_sub(ack),
+                    top_ts: r.try_get("top_ts")?,
+                    is_dnd: r.try_get::<i64, _>("is_dnd")? != 0,
+                    push_setting: r.try_get::<i64, _>("push_setting")? as u8,
+                    removed: r.try_get::<i64, _>("removed")? != 0,
+                    is_intercept: false,
+                    is_trust: false,
+                    max_seqno: max,
+                    follows: false,
+                    talker_system_type: 0,
+                    last_msg: decode_message(r)?.map(|m| m.msg),
+                    manual_sent: 0,
+                    biz_unread: 0,
+                    official_unread: 0,
+                    group: Some(GroupView {
+                        name: r.try_get("g_name")?,
+                        cover: r.try_get("g_cover")?,
+                        group_type: r.try_get::<i64, _>("g_type")? as u8,
+                        state: r.try_get::<i64, _>("g_state")? as u8,
+                        joined_us: r.try_get("joined_us")?,
+                        left_seqno: u(r.try_get("left_seqno")?),
+                        at_seqno: u(r.try_get("at_seqno")?),
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn ping(&self) -> Result<()> {

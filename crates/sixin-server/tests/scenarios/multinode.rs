@@ -35,6 +35,17 @@ async fn two_nodes(database: String) {
     let a = mk("a").await;
     let b = mk("b").await;
     let (a_mid, b_mid) = (a["mid"].as_u64().unwrap(), b["mid"].as_u64().unwrap());
+    // They follow each other, so the one-message rule (SPEC §4.4 check 6) stays out of the way.
+    for (mid, fid) in [(a_mid, b_mid), (b_mid, a_mid)] {
+        let resp = http
+            .put(format!("{}/admin/v1/relations", bases[0]))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "mid": mid, "fid": fid, "follow": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
 
     // 60 sends, alternating senders and nodes, all at once.
     let mut tasks = Vec::new();

@@ -29,10 +29,33 @@ async fn text_send_answer_and_both_views(s: &Server) {
         json!([{"text": "[doge]", "url": "http://i0.hdslb.com/bfs/emote/6ea59c827c414b4a2955fe79e0f6fd3dcd515e24.png", "size": 1}])
     );
 
+    // bob doesn't follow alice: her first message to him also stores the one-message tip
+    // (msg_type 18, next seqno), which only she sees.
     for (viewer, talker) in [(&a, &b), (&b, &a)] {
         let page = s.fetch(viewer, talker, &[("size", "20".into())]).await;
         let d = ok(&page);
-        let m = &d["messages"][0];
+        let msgs = d["messages"].as_array().unwrap();
+        let m = if viewer.mid == a.mid {
+            assert_eq!(msgs.len(), 2, "{page}");
+            let tip = &msgs[0];
+            assert_eq!(tip["msg_type"], 18);
+            assert_eq!(tip["msg_source"], 18);
+            assert_eq!(tip["msg_seqno"], 2);
+            assert_eq!(tip["sender_uid"], a.mid);
+            assert_eq!(tip["receiver_id"], b.mid);
+            assert_eq!(tip["receiver_type"], 1);
+            assert_eq!(tip["msg_status"], 0);
+            assert_eq!(tip["content"], ONE_MESSAGE_TIP_CONTENT);
+            assert_ne!(tip["msg_key"].as_u64(), Some(key));
+            assert_eq!(d["min_seqno"], 1);
+            assert_eq!(d["max_seqno"], 2);
+            &msgs[1]
+        } else {
+            assert_eq!(msgs.len(), 1, "{page}");
+            assert_eq!(d["min_seqno"], 1);
+            assert_eq!(d["max_seqno"], 1);
+            &msgs[0]
+        };
         assert_eq!(m["msg_key"].as_u64(), Some(key));
         assert_eq!(m["msg_seqno"], 1);
         assert_eq!(m["sender_uid"], a.mid);
@@ -44,19 +67,25 @@ async fn text_send_answer_and_both_views(s: &Server) {
         assert_eq!(m["notify_code"], "");
         assert_eq!(m["at_uids"], json!(null));
         assert_eq!(m["new_face_version"], 0);
-        assert_eq!(d["min_seqno"], 1);
-        assert_eq!(d["max_seqno"], 1);
         assert_eq!(d["has_more"], 0);
     }
-    // The sender's session is read; the receiver has one unread.
+    // The sender's session is read, past the tip; the receiver has one unread and never sees
+    // the tip, though the conversation's max_seqno counts it.
     let da = s.detail(&a, b.mid).await;
     assert_eq!(ok(&da)["unread_count"], 0);
-    assert_eq!(ok(&da)["ack_seqno"], 1);
+    assert_eq!(ok(&da)["ack_seqno"], 2);
+    assert_eq!(ok(&da)["max_seqno"], 2);
+    assert_eq!(ok(&da)["last_msg"]["msg_type"], 18);
     let db = s.detail(&b, a.mid).await;
     assert_eq!(ok(&db)["unread_count"], 1);
     assert_eq!(ok(&db)["ack_seqno"], 0);
+    assert_eq!(ok(&db)["max_seqno"], 2);
+    assert_eq!(ok(&db)["last_msg"]["msg_key"].as_u64(), Some(key));
     assert_eq!(s.unread(&b).await["unfollow_unread"], 1);
-    assert_eq!(s.unread(&a).await["unfollow_unread"], 0);
+    // The tip is not unread for its owner either.
+    let ua = s.unread(&a).await;
+    assert_eq!(ua["unfollow_unread"], 0);
+    assert_eq!(ua["follow_unread"], 0);
 }
 scenario!(text_send_answer_and_both_views);
 
@@ -77,6 +106,10 @@ async fn payment_keyword_hits_rule_2(s: &Server) {
     assert!(d.get("e_infos").is_none(), "{d}");
 }
 scenario!(payment_keyword_hits_rule_2);
+
+/// The content of the type-18 tip a sender gets under a first message to someone who doesn't
+/// follow them.
+pub(crate) const ONE_MESSAGE_TIP_CONTENT: &str = r##"{"content":"[{\"text\":\"对方主动回复或关注你前，最多发送1条消息\",\"color_day\":\"#9499A0\",\"color_nig\":\"#9499A0\"}]"}"##;
 
 // ---- helpers shared by the send scenarios (and the `send_` ones of bad_input.rs) ----
 
@@ -311,6 +344,7 @@ scenario!(send_checks_run_in_spec_order);
 async fn send_without_login_is_101(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
     let f = form(&a, b.mid, 1, &text("hi"));
 
     // No cookie at all (and auth comes before csrf and field checks).
@@ -403,6 +437,7 @@ scenario!(send_with_expired_login_is_101);
 async fn send_csrf_is_checked_before_fields(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
     let base = Server::send_form(&a, b.mid, 1, &text("hi"));
 
     // Missing, empty, wrong, another login's token, case-changed.
@@ -519,9 +554,15 @@ async fn send_to_self_is_21026(s: &Server) {
     assert_err(&send_raw(s, &a, &f).await, 21026, "不能给自己发送消息哦~");
     assert!(history(s, &a, &a).await.is_empty());
     assert_err(&s.detail(&a, a.mid).await, 1000004, "入口节点已存在");
-    // A real message afterwards starts at seqno 1: nothing was allocated.
-    s.send_text(&a, &b, "first").await;
-    assert_eq!(history(s, &a, &b).await[0]["msg_seqno"], 1);
+    // A real message afterwards starts at seqno 1: nothing was allocated. (bob doesn't follow
+    // alice, so her one-message tip follows it at seqno 2.)
+    let k = s.send_text(&a, &b, "first").await;
+    let h = history(s, &a, &b).await;
+    assert_eq!(by_key(&h, k)["msg_seqno"], 1);
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0]["msg_type"], 18);
+    assert_eq!(h[0]["msg_seqno"], 2);
+    assert_eq!(history(s, &b, &a).await[0]["msg_seqno"], 1);
 }
 scenario!(send_to_self_is_21026);
 
@@ -655,6 +696,7 @@ scenario!(send_image_validates_only_the_url);
 async fn send_recall_marks_target_and_stores_type_5(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
     let k1 = s.send_text(&a, &b, "oops").await;
     let v = s.send(&a, b.mid, 5, &k1.to_string()).await;
     let k2 = only_key(&v);
@@ -709,6 +751,7 @@ scenario!(send_recall_marks_target_and_stores_type_5);
 async fn send_recall_twice_is_21042(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
     let k1 = s.send_text(&a, &b, "oops").await;
     only_key(&s.send(&a, b.mid, 5, &k1.to_string()).await);
     assert_err(
@@ -767,6 +810,10 @@ async fn send_recall_of_foreign_keys_is_10005(s: &Server) {
     let c = s.user("carol").await;
     let d = s.user("dave").await;
     let e = s.user("erin").await;
+    // No one-message rule or tip in the way (erin stays a stranger: nothing is ever sent to her).
+    befriend(s, &a, &b).await;
+    befriend(s, &a, &c).await;
+    befriend(s, &c, &d).await;
     let ab = s.send_text(&a, &b, "a to b").await;
     let ba = s.send_text(&b, &a, "b to a").await;
     let ac = s.send_text(&a, &c, "a to c").await;
@@ -1294,6 +1341,7 @@ scenario!(send_updates_both_sessions_and_unremoves);
 async fn send_concurrent_recalls_succeed_once(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
     let k = s.send_text(&a, &b, "oops").await;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..6 {

@@ -218,6 +218,13 @@ fn unread_json(follow: u64, unfollow: u64) -> Value {
     })
 }
 
+/// `unread_json` with `biz_msg_follow_unread` set too.
+fn unread_biz(follow: u64, unfollow: u64, biz_follow: u64) -> Value {
+    let mut v = unread_json(follow, unfollow);
+    v["biz_msg_follow_unread"] = json!(biz_follow);
+    v
+}
+
 async fn unread_with(s: &Server, viewer: &User, params: &[(&str, String)]) -> Value {
     let v = s.get(viewer, SINGLE_UNREAD, params).await;
     ok(&v).clone()
@@ -364,7 +371,8 @@ async fn system_session_object_has_account_info(s: &Server) {
         "can_fold": 0,
         "status": 0,
         "max_seqno": 1,
-        "new_push_msg": 0,
+        // The notification is a push (msg_source 6), unread.
+        "new_push_msg": 1,
         "setting": 0,
         "is_guardian": 0,
         "is_intercept": 0,
@@ -372,14 +380,24 @@ async fn system_session_object_has_account_info(s: &Server) {
         "system_msg_type": 7,
         "account_info": {"name": "UP主小助手", "pic_url": SYS_PIC},
         "live_status": 0,
-        "biz_msg_unread_count": 0,
+        "biz_msg_unread_count": 1,
         "user_label": null,
     });
     assert_eq!(item, &want);
     assert_eq!(l["system_msg"], json!({"7": UP_HELPER}));
     assert_eq!(detail_ok(s, &u, UP_HELPER).await, want);
-    // System sessions count as followed.
-    assert_eq!(s.unread(&u).await, unread_json(1, 0));
+    // A personal push from a system account (not 客服) counts in biz_msg_follow_unread
+    // (docs/unread-counters.md), not in follow_unread.
+    assert_eq!(s.unread(&u).await, unread_biz(0, 0, 1));
+    // Read, the session has no unread push any more.
+    assert_empty_ok(&ack(s, &u, UP_HELPER, None).await);
+    let d = detail_ok(s, &u, UP_HELPER).await;
+    assert_eq!(
+        (d["unread_count"].clone(), d["new_push_msg"].clone(), d["biz_msg_unread_count"].clone()),
+        (json!(0), json!(0), json!(0)),
+        "{d}"
+    );
+    assert_eq!(s.unread(&u).await, unread_json(0, 0));
 }
 scenario!(system_session_object_has_account_info);
 
@@ -575,19 +593,22 @@ async fn single_unread_splits_by_live_follow_relations(s: &Server) {
     set_dnd(s, &u, "dnd_uid", g.mid, 0).await;
     assert_eq!(s.unread(&u).await, unread_json(2, 1));
 
-    // System sessions count as followed.
+    // Pushes from a system account (msg_source 6) count in biz_msg_follow_unread, not in
+    // follow_unread (docs/unread-counters.md).
     notify(s, &u, 7).await;
     notify(s, &u, 7).await;
-    assert_eq!(s.unread(&u).await, unread_json(4, 1));
-    assert_eq!(unread_with(s, &u, &p("2")).await, unread_json(0, 1));
+    assert_eq!(s.unread(&u).await, unread_biz(2, 1, 2));
+    assert_eq!(unread_with(s, &u, &p("2")).await, unread_biz(0, 1, 2));
 
     // Reading brings the counts down.
     assert_empty_ok(&ack(s, &u, f.mid, None).await);
-    assert_eq!(s.unread(&u).await, unread_json(2, 1));
+    assert_eq!(s.unread(&u).await, unread_biz(0, 1, 2));
     assert_empty_ok(&ack(s, &u, UP_HELPER, Some("1")).await);
-    assert_eq!(s.unread(&u).await, unread_json(1, 1));
+    assert_eq!(s.unread(&u).await, unread_biz(0, 1, 1));
     assert_empty_ok(&remove(s, &u, g.mid).await);
-    assert_eq!(s.unread(&u).await, unread_json(1, 0));
+    assert_eq!(s.unread(&u).await, unread_biz(0, 0, 1));
+    assert_empty_ok(&ack(s, &u, UP_HELPER, None).await);
+    assert_eq!(s.unread(&u).await, unread_json(0, 0));
 }
 scenario!(single_unread_splits_by_live_follow_relations);
 
@@ -1257,13 +1278,25 @@ async fn removed_sessions_hide_and_reappear_with_history(s: &Server) {
     // The owner's own message also brings it back (read).
     assert_empty_ok(&remove(s, &u, a.mid).await);
     assert_eq!(ids(list(s, &u, 1, &[]).await), vec![b.mid]);
-    // (alice follows me, so my message to her adds no tip on my side.)
+    // (alice follows me, so my message to her adds no tip on my side. Her own first message,
+    // "a1", came with a tip for her at seqno 2: mine is seqno 3.)
     s.follow(&a, &u, true).await;
-    say(s, &u, &a, "u1").await;
+    let k = say(s, &u, &a, "u1").await;
     assert_eq!(ids(list(s, &u, 1, &[]).await), vec![a.mid, b.mid]);
     let d = detail_ok(s, &u, a.mid).await;
     assert_eq!(d["unread_count"], 0);
-    assert_eq!(d["ack_seqno"], 2);
+    assert_eq!(d["ack_seqno"], 3);
+    assert_eq!(d["max_seqno"], 3);
+    assert_eq!(d["last_msg"]["msg_key"].as_u64(), Some(k));
+    // alice's tip is hers alone: my view of the conversation skips it.
+    let page = s.fetch(&u, &a, &[("size", "20".into())]).await;
+    let seqnos: Vec<u64> = ok(&page)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg_seqno"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqnos, vec![3, 1]);
     // A pinned session that is removed is hidden too, until its next message.
     assert_empty_ok(&set_top(s, &u, b.mid, 0).await);
     assert_empty_ok(&remove(s, &u, b.mid).await);
