@@ -287,7 +287,8 @@ impl Client {
                     self.wbi_refused(true).await;
                     continue;
                 }
-                Err(e @ Error::Transport(_)) => {
+                // No usable answer: the message may or may not have been stored.
+                Err(e @ (Error::Transport(_) | Error::Http { status: 500..=599, .. } | Error::Decode(_))) => {
                     let since = *started.get_or_insert(now);
                     if attempt >= self.inner.max_retries {
                         // Out of retries: one last look, so a stored message is not reported

@@ -335,7 +335,12 @@ impl Client {
         let text = resp.text().await.map_err(Error::Transport)?;
         let env: Envelope<serde_json::Value> = match serde_json::from_str(&text) {
             Ok(e) => e,
-            Err(_) if !status.is_success() => return Err(Error::Http { status: status.as_u16(), body: text }),
+            Err(_) if !status.is_success() => {
+                let err = Error::Http { status: status.as_u16(), body: truncate(&text) };
+                // 412 / 429 without an envelope: turned away at the gate (nothing was done),
+                // back off like -412.
+                return if matches!(status.as_u16(), 412 | 429) { Ok(Attempt::Retry(err)) } else { Err(err) };
+            }
             Err(e) => return Err(Error::Decode(format!("{e}: {}", truncate(&text)))),
         };
         if env.code != 0 {
@@ -392,7 +397,9 @@ impl Client {
                     wbi_retried = true;
                     continue;
                 }
+                // A read may always be repeated; a POST whose answer was lost is not.
                 Err(e @ Error::Transport(_)) if req.form.is_none() => e,
+                Err(e @ Error::Http { status: 500..=599, .. }) if req.form.is_none() => e,
                 Err(e) => return Err(e),
             };
             if attempt >= self.inner.max_retries {

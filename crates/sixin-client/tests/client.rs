@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sixin_client::proto::{DndSetting, Message};
 use sixin_client::{
-    Client, Credentials, Direction, Error, FetchQuery, OutgoingMessage, SessionsQuery, UnreadQuery,
+    Client, Credentials, Direction, Error, FetchQuery, OutgoingMessage, RelationAct, SessionsQuery, UnreadQuery,
 };
 use support::{TempDir, TestServer, UP_ASSISTANT};
 
@@ -285,6 +285,83 @@ async fn message_and_session_endpoints() {
     assert_eq!((last.msg_type, last.sender_uid), (10, UP_ASSISTANT));
     let only_system = a.get_sessions(SessionsQuery { session_type: 7, ..Default::default() }).await.unwrap();
     assert_eq!(order(only_system), vec![UP_ASSISTANT]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relations_interception_and_settings() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let mallory = s.user("mallory").await;
+    let a = s.client(&alice);
+    let b = s.client(&bob);
+    let c = s.client(&carol);
+    let m = s.client(&mallory);
+
+    // Following: self, twice, mutual (which starts the chat).
+    assert_api(a.relation_modify(alice.mid, RelationAct::Follow).await, 22001, "不能对自己进行此操作");
+    a.relation_modify(bob.mid, RelationAct::Follow).await.unwrap();
+    assert_eq!(a.get_session_ss(bob.mid).await.unwrap().follow_status, 2);
+    assert_api(a.relation_modify(bob.mid, RelationAct::Follow).await, 22014, "已经关注用户，无法重复关注");
+    b.relation_modify(alice.mid, RelationAct::Follow).await.unwrap();
+    assert_eq!(a.get_session_ss(bob.mid).await.unwrap().follow_status, 6);
+    let page = a.fetch_session_msgs(newest(bob.mid, 20)).await.unwrap();
+    let msgs = page.messages.expect("the mutual-follow message");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!((msgs[0].sender_uid, msgs[0].msg_source), (bob.mid, 17));
+    assert_eq!(text_of(&msgs[0]), "我们已互相关注，开始聊天吧~");
+    a.relation_modify(bob.mid, RelationAct::Unfollow).await.unwrap();
+    assert_eq!(b.get_session_ss(alice.mid).await.unwrap().follow_status, 2);
+
+    // The one-message rule, seen through is_limit and send.
+    assert_eq!(c.is_limit(alice.mid, 1).await.unwrap(), sixin_client::proto::IsLimit { is_limit: 0, report_limit: 0 });
+    c.send_text(alice.mid, "hello stranger").await.unwrap();
+    assert_eq!(c.is_limit(alice.mid, 1).await.unwrap().is_limit, 1);
+    assert_api(c.send_text(alice.mid, "hello again").await, 21047, "对方主动回复或关注你前，最多发送1条消息~");
+    // carol sees the tip under her message, alice doesn't.
+    let mine = c.fetch_session_msgs(newest(alice.mid, 20)).await.unwrap().messages.unwrap();
+    assert_eq!(mine.iter().map(|m| m.msg_type).collect::<Vec<_>>(), vec![18, 1]);
+    let theirs = a.fetch_session_msgs(newest(carol.mid, 20)).await.unwrap().messages.unwrap();
+    assert_eq!(theirs.iter().map(|m| m.msg_type).collect::<Vec<_>>(), vec![1]);
+
+    // Blocking.
+    a.relation_modify(carol.mid, RelationAct::Block).await.unwrap();
+    assert_eq!(a.get_session_ss(carol.mid).await.unwrap().follow_status, 128);
+    assert_api(a.relation_modify(carol.mid, RelationAct::Block).await, 22120, "重复加入黑名单");
+    assert_api(a.relation_modify(carol.mid, RelationAct::Follow).await, 22003, "关注失败，请将该用户从黑名单中移出后再试");
+    assert_api(a.send_text(carol.mid, "x").await, 25005, "你已拉黑了对方，请先将对方移出黑名单后才能聊天");
+    assert_api(c.send_text(alice.mid, "x").await, 25003, "因对方隐私设置，暂无法给他发送聊天消息");
+    a.relation_modify(carol.mid, RelationAct::Unblock).await.unwrap();
+    assert_eq!(a.get_session_ss(carol.mid).await.unwrap().follow_status, 0);
+
+    // Interception: spam from a stranger goes to the dustbin.
+    m.send_text(alice.mid, "兼职刷单，日结工资").await.unwrap();
+    let with_dustbin = UnreadQuery { unread_type: 0, show_unfollow_list: true, show_dustbin: true };
+    let u = a.single_unread(with_dustbin).await.unwrap();
+    // (Unfollowed: carol's message, and bob's mutual-follow message since alice unfollowed.)
+    assert_eq!((u.dustbin_unread, u.unfollow_unread), (1, 2), "{u:?}");
+    assert_eq!(a.single_unread(UnreadQuery::default()).await.unwrap().dustbin_unread, 0);
+    let dustbin = a.get_sessions(SessionsQuery { session_type: 5, ..Default::default() }).await.unwrap();
+    let list = dustbin.session_list.unwrap();
+    assert_eq!(list.iter().map(|s| (s.talker_id, s.is_intercept)).collect::<Vec<_>>(), vec![(mallory.mid, 1)]);
+    a.batch_update_dustbin_ack().await.unwrap();
+    assert_eq!(a.single_unread(with_dustbin).await.unwrap().dustbin_unread, 0);
+    // Released: trusted, out of the dustbin, never intercepted again.
+    a.update_intercept(mallory.mid, 1, false).await.unwrap();
+    let d = a.session_detail(mallory.mid, 1).await.unwrap();
+    assert_eq!((d.is_intercept, d.is_trust), (0, 1));
+    assert_eq!(a.get_sessions(SessionsQuery { session_type: 5, ..Default::default() }).await.unwrap().session_list, None);
+    // Intercepted by hand, then the dustbin emptied.
+    a.update_intercept(mallory.mid, 1, true).await.unwrap();
+    assert_eq!(a.session_detail(mallory.mid, 1).await.unwrap().is_intercept, 1);
+    a.batch_rm_dustbin().await.unwrap();
+    assert_eq!(a.get_sessions(SessionsQuery { session_type: 5, ..Default::default() }).await.unwrap().session_list, None);
+
+    // The system settings object.
+    let sys = a.get_sys_setting().await.unwrap();
+    assert!(sys.is_object(), "{sys}");
     s.stop().await;
 }
 

@@ -312,43 +312,74 @@ async fn watch(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Where each conversation stood when watching began: only what comes after is printed.
-    let mut seen: HashMap<(u8, u64), u64> = HashMap::new();
-    let mut since: i64 = 0;
+    let mut w = Watcher { seen: HashMap::new(), since: 0, names: Names { map: HashMap::new() } };
     for s in all_sessions(c, 4).await?.into_iter().chain(all_sessions(c, 5).await?) {
-        seen.insert((s.session_type, s.talker_id), s.max_seqno);
-        since = since.max(s.session_ts);
+        w.seen.insert((s.session_type, s.talker_id), s.max_seqno);
+        w.since = w.since.max(s.session_ts);
     }
-    let mut names = Names { map: HashMap::new() };
     loop {
-        let fresh = c.new_sessions(since, 100).await?;
-        for s in fresh.session_list.unwrap_or_default() {
-            since = since.max(s.session_ts);
-            let key = (s.session_type, s.talker_id);
-            let from = seen.get(&key).copied().unwrap_or(0);
-            let mut pager = c.history(s.talker_id, s.session_type, Direction::ForwardFrom(from));
-            while let Some(page) = pager.next_raw_page().await? {
-                for m in page {
-                    let seq = m["msg_seqno"].as_u64().unwrap_or(0);
-                    seen.insert(key, seq.max(*seen.get(&key).unwrap_or(&0)));
-                    if json {
-                        writeln!(out, "{m}")?;
-                    } else {
-                        let sender = m["sender_uid"].as_u64().unwrap_or(0);
-                        if sender != 0 && !names.map.contains_key(&sender) {
-                            let more = Names::load(c, [sender]).await;
-                            names.map.extend(more.map);
-                        }
-                        let place = if s.session_type == 2 { format!("g:{}", s.talker_id) } else { s.talker_id.to_string() };
-                        writeln!(out, "<{place}> {}", render_line(&m, &|mid| names.name(mid)))?;
-                    }
-                    out.flush()?;
-                }
+        match w.poll(c, json, out).await {
+            Ok(()) => {}
+            // A lost login won't come back; anything else (network, back-off) may.
+            Err(e) if matches!(e.downcast_ref::<sixin_client::Error>(), Some(sixin_client::Error::Api { code: -101, .. })) => {
+                return Err(e)
             }
+            Err(e) => eprintln!("watch: {e:#} (trying again)"),
         }
-        if duration.is_some_and(|d| started.elapsed() >= d) {
-            return Ok(());
+        let left = match duration {
+            Some(d) if started.elapsed() >= d => return Ok(()),
+            Some(d) => d - started.elapsed(),
+            None => every,
+        };
+        tokio::time::sleep(every.min(left)).await;
+    }
+}
+
+struct Watcher {
+    /// The newest seqno printed (or present at the start) per conversation.
+    seen: HashMap<(u8, u64), u64>,
+    /// The newest `session_ts` seen: `new_sessions` is asked for what changed after it.
+    since: i64,
+    names: Names,
+}
+
+impl Watcher {
+    async fn poll(&mut self, c: &Client, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+        let fresh = c.new_sessions(self.since, 100).await?;
+        let mut newest = self.since;
+        for s in fresh.session_list.unwrap_or_default() {
+            let key = (s.session_type, s.talker_id);
+            // A conversation not listed at the start (new, or hidden then) starts after what
+            // was read in it: hiding a session marks it read, a new one starts at 0.
+            let from = self.seen.get(&key).copied().unwrap_or(s.ack_seqno);
+            let mut pager = c.history(s.talker_id, s.session_type, Direction::ForwardFrom(from));
+            let mut msgs = Vec::new();
+            while let Some(page) = pager.next_raw_page().await? {
+                msgs.extend(page);
+            }
+            for m in msgs {
+                let seq = m["msg_seqno"].as_u64().unwrap_or(0);
+                let last = self.seen.entry(key).or_insert(0);
+                *last = (*last).max(seq);
+                if json {
+                    writeln!(out, "{m}")?;
+                } else {
+                    let sender = m["sender_uid"].as_u64().unwrap_or(0);
+                    if sender != 0 && !self.names.map.contains_key(&sender) {
+                        let more = Names::load(c, [sender]).await;
+                        self.names.map.extend(more.map);
+                    }
+                    let place = if s.session_type == 2 { format!("g:{}", s.talker_id) } else { s.talker_id.to_string() };
+                    writeln!(out, "<{place}> {}", render_line(&m, &|mid| self.names.name(mid)))?;
+                }
+                out.flush()?;
+            }
+            self.seen.entry(key).or_insert(from);
+            // Only once the conversation is caught up, so a failed poll is repeated.
+            newest = newest.max(s.session_ts);
         }
-        tokio::time::sleep(every).await;
+        self.since = newest;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+mod bench;
 mod client_cmd;
 mod render;
 
@@ -27,6 +28,8 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Seed a database, serve it and measure it under concurrent HTTP load.
+    Bench(bench::BenchArgs),
     /// Manage fan groups (应援团).
     #[command(subcommand)]
     Group(GroupCommand),
@@ -182,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client_cmd::run(cmd, &cli.client).await,
         Command::Group(cmd) => group(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Config(ConfigCommand::PrintDefault) => {
             print!("{}", Config::default_toml());
             Ok(())

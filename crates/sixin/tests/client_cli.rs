@@ -410,11 +410,17 @@ async fn watch_prints_new_messages_as_they_arrive() {
     let carol = s.user("carol").await;
     s.friends(&alice, &bob).await;
     s.friends(&alice, &carol).await;
+    let dave = s.user("dave").await;
+    s.friends(&alice, &dave).await;
     let b = s.client(&bob);
     let c = s.client(&carol);
+    let d = s.client(&dave);
     b.send_text(alice.mid, "old message").await.unwrap();
+    d.send_text(alice.mid, "dave's old message").await.unwrap();
 
     for json in [false, true] {
+        // A conversation hidden when watching begins: only what comes after shows.
+        s.client(&alice).remove_session(dave.mid, 1).await.unwrap();
         let mut args = vec!["watch".to_string(), "--interval".into(), "0.3".into(), "--duration".into(), "5".into()];
         if json {
             args.push("--json".into());
@@ -426,20 +432,23 @@ async fn watch_prints_new_messages_as_they_arrive() {
         let k1 = b.send_text(alice.mid, &format!("new 1 {tag}")).await.unwrap().msg_key;
         let k2 = b.send_text(alice.mid, &format!("new 2 {tag}")).await.unwrap().msg_key;
         let k3 = c.send_text(alice.mid, &format!("first from carol {tag}")).await.unwrap().msg_key;
+        let k4 = d.send_text(alice.mid, &format!("dave again {tag}")).await.unwrap().msg_key;
         let out = watcher.await.unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(!text.contains("old message"), "{text}");
+        assert!(!text.contains("dave's old message"), "{text}");
         if json {
             let v = json_lines(&text);
             let keys: Vec<u64> = v.iter().map(|m| m["msg_key"].as_u64().unwrap()).collect();
-            assert_eq!(keys.len(), 3, "{text}");
-            assert_eq!(keys.iter().copied().collect::<HashSet<_>>(), HashSet::from([k1, k2, k3]));
+            assert_eq!(keys.len(), 4, "{text}");
+            assert_eq!(keys.iter().copied().collect::<HashSet<_>>(), HashSet::from([k1, k2, k3, k4]));
             assert!(keys.iter().position(|k| *k == k1) < keys.iter().position(|k| *k == k2));
         } else {
             let lines: Vec<&str> = text.lines().collect();
-            assert_eq!(lines.len(), 3, "{text}");
+            assert_eq!(lines.len(), 4, "{text}");
             let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} not in {text}"));
+            assert!(lines[pos("dave again text")].contains(&format!("dave({}): dave again text", dave.mid)), "{text}");
             assert!(pos("new 1 text") < pos("new 2 text"));
             assert!(lines[pos("new 1 text")].starts_with(&format!("<{}> [", bob.mid)), "{text}");
             assert!(lines[pos("new 1 text")].contains(&format!("bob({}): new 1 text", bob.mid)), "{text}");

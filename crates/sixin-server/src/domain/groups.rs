@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{DomainError, Result, Service};
-use crate::store::{Group, GroupQuery, Insert, NewMessage, Peer, SessionFlag};
+use crate::store::{Group, GroupQuery, Insert, NewMessage, Peer, SessionFlag, StoreError};
 
 pub const GROUP_LEFT: u32 = 302;
 pub const GROUP_FROZEN: u32 = 303;
@@ -57,9 +57,10 @@ impl Service {
         })
     }
 
-    /// Stores one fan-group system message (sender 0, msg_source 13); returns its seqno.
-    async fn group_notice(&self, g: &Group, msg_type: u32, text: String) -> Result<u64> {
-        let now_ms = self.clock.now_ms();
+    /// Stores one fan-group system message (sender 0, msg_source 13) at `now_us`; returns its
+    /// seqno.
+    async fn group_notice(&self, g: &Group, msg_type: u32, text: String, now_us: i64) -> Result<u64> {
+        let now_ms = now_us.div_euclid(1000);
         let keys = self.keys.clone();
         let stored = self
             .store
@@ -82,7 +83,7 @@ impl Service {
                         push: false,
                         official: false,
                     }],
-                    now_us: self.clock.now_us(),
+                    now_us,
                     sender_reads: false,
                     recall_target: None,
                     intercept_receiver: false,
@@ -111,7 +112,7 @@ impl Service {
             .store
             .create_group(owner, name, cover.trim(), group_type, self.clock.now_us())
             .await?;
-        self.group_notice(&g, GROUP_OPENED, format!("{name}开通啦 (>▽<)")).await?;
+        self.group_notice(&g, GROUP_OPENED, format!("{name}开通啦 (>▽<)"), self.clock.now_us()).await?;
         self.group_info(g.group_id).await
     }
 
@@ -128,14 +129,21 @@ impl Service {
         if self.store.member(group_id, mid).await?.is_some_and(|m| m.left_seqno == 0) {
             return Err(DomainError::Conflict("already a member"));
         }
-        self.store.add_member(group_id, mid, self.clock.now_us()).await?;
-        self.group_notice(&g, GROUP_JOINED, format!("欢迎{}入群", user.name)).await?;
+        // The store re-checks under its transaction: of two concurrent joins one is welcomed.
+        match self.store.add_member(group_id, mid, self.clock.now_us()).await {
+            Err(StoreError::Conflict) => return Err(DomainError::Conflict("already a member")),
+            r => r?,
+        }
+        self.group_notice(&g, GROUP_JOINED, format!("欢迎{}入群", user.name), self.clock.now_us()).await?;
         self.group_info(group_id).await
     }
 
     /// Removes a member with the 302 message; their access to the history ends there.
     pub async fn leave_group(&self, group_id: u64, mid: u64) -> Result<GroupInfo> {
         let g = self.group_or_404(group_id).await?;
+        if g.state == STATE_DISSOLVED {
+            return Err(DomainError::Conflict("the group is dissolved"));
+        }
         if g.owner == mid {
             return Err(DomainError::BadRequest("the owner cannot leave; dissolve the group instead"));
         }
@@ -143,8 +151,10 @@ impl Service {
             return Err(DomainError::NotFound);
         }
         let name = self.store.user(mid).await?.map(|u| u.name).unwrap_or_default();
-        let seqno = self.group_notice(&g, GROUP_LEFT, format!("{name}离开了应援团")).await?;
-        self.store.end_membership(group_id, mid, seqno, self.clock.now_us()).await?;
+        // Their session's time is the time of the 302 their view ends at.
+        let now_us = self.clock.now_us();
+        let seqno = self.group_notice(&g, GROUP_LEFT, format!("{name}离开了应援团"), now_us).await?;
+        self.store.end_membership(group_id, mid, seqno, now_us).await?;
         self.group_info(group_id).await
     }
 
@@ -153,8 +163,13 @@ impl Service {
         if g.state != STATE_NORMAL {
             return Err(DomainError::Conflict("the group is already frozen or dissolved"));
         }
-        self.group_notice(&g, GROUP_FROZEN, "该应援团已被冻结".to_string()).await?;
-        self.store.set_group_state(group_id, STATE_FROZEN).await?;
+        // The state changes first: no member's message can follow the notice, and of two
+        // concurrent freezes only one writes it.
+        match self.store.set_group_state(group_id, STATE_FROZEN).await {
+            Err(StoreError::Conflict) => return Err(DomainError::Conflict("the group is already frozen or dissolved")),
+            r => r?,
+        }
+        self.group_notice(&g, GROUP_FROZEN, "该应援团已被冻结".to_string(), self.clock.now_us()).await?;
         self.group_info(group_id).await
     }
 
@@ -163,32 +178,31 @@ impl Service {
         if g.state == STATE_DISSOLVED {
             return Err(DomainError::Conflict("the group is already dissolved"));
         }
-        self.group_notice(&g, GROUP_DISSOLVED, "该应援团已解散".to_string()).await?;
-        self.store.set_group_state(group_id, STATE_DISSOLVED).await?;
+        match self.store.set_group_state(group_id, STATE_DISSOLVED).await {
+            Err(StoreError::Conflict) => return Err(DomainError::Conflict("the group is already dissolved")),
+            r => r?,
+        }
+        self.group_notice(&g, GROUP_DISSOLVED, "该应援团已解散".to_string(), self.clock.now_us()).await?;
         self.group_info(group_id).await
     }
 
     /// The group a member may read: dissolved → 700013, not (or no longer) a member → 700014.
     pub(crate) async fn readable_group(&self, caller: u64, group_id: u64) -> Result<Group> {
         let g = self.store.group(group_id).await?.ok_or(DomainError::NotGroupMember)?;
-        let member = self.store.member(group_id, caller).await?;
-        if g.state == STATE_DISSOLVED && member.is_some() {
-            return Err(DomainError::GroupDissolved);
-        }
-        if !member.is_some_and(|m| m.left_seqno == 0) {
+        // Someone who left is not a member, whatever became of the group since.
+        if !self.store.member(group_id, caller).await?.is_some_and(|m| m.left_seqno == 0) {
             return Err(DomainError::NotGroupMember);
+        }
+        if g.state == STATE_DISSOLVED {
+            return Err(DomainError::GroupDissolved);
         }
         Ok(g)
     }
 
-    /// The group a member may write to: unknown → -400, dissolved or frozen → 700013, not a
-    /// member → 700014.
+    /// The group a member may write to: dissolved or frozen → 700013, unknown or not a member →
+    /// 700014 (as for reading: a group one is not in is indistinguishable from none).
     pub(crate) async fn writable_group(&self, caller: u64, group_id: u64) -> Result<Group> {
-        let g = self
-            .store
-            .group(group_id)
-            .await?
-            .ok_or(DomainError::BadRequest("unknown group"))?;
+        let g = self.store.group(group_id).await?.ok_or(DomainError::NotGroupMember)?;
         if g.state != STATE_NORMAL {
             return Err(DomainError::GroupDissolved);
         }

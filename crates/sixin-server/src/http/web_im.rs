@@ -86,8 +86,9 @@ fn at_uids(req: &ApiReq) -> Result<Option<Vec<u64>>, DomainError> {
         };
         out.extend(ids);
     }
-    out.retain(|m| *m != 0);
-    out.dedup();
+    // Nobody (0) and repeats are left out; the first mention of each member keeps its place.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|m| *m != 0 && seen.insert(*m));
     if out.len() > 100 {
         return Err(DomainError::InvalidArgument("msg[at_uids]"));
     }

@@ -385,6 +385,20 @@ pub trait Store: Send + Sync + 'static {
     /// Rows the store wrote for messages since it started (for /metrics and the scale test).
     fn rows_written(&self) -> u64;
 
+    /// Benchmark seeding: plain users `mids` named `u<mid>`, in bulk (existing ones kept).
+    async fn seed_users(&self, mids: &[u64], now_ms: i64) -> Result<()>;
+    /// Benchmark seeding: `count` texts alternating between `a` and `b` (a first), stamped from
+    /// `first_us` a millisecond apart, both sides read to the end. Writes in bulk, bypassing
+    /// the send rules; for empty conversations only.
+    async fn seed_conversation(
+        &self,
+        a: u64,
+        b: u64,
+        count: u64,
+        first_us: i64,
+        key_of: &(dyn Fn() -> u64 + Send + Sync),
+    ) -> Result<()>;
+
     /// Liveness probe of the database.
     async fn ping(&self) -> Result<()>;
 }

@@ -1245,11 +1245,16 @@ impl Store for SqlStore {
     }
 
     async fn set_group_state(&self, group_id: u64, state: u8) -> Result<()> {
-        sqlx::query("UPDATE groups SET state = $1 WHERE group_id = $2")
+        // States only move forwards (normal → frozen → dissolved): of two concurrent changes to
+        // the same state one wins, the other gets `Conflict`.
+        let r = sqlx::query("UPDATE groups SET state = $1 WHERE group_id = $2 AND state < $1")
             .bind(i64::from(state))
             .bind(i(group_id))
             .execute(&self.write)
             .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
         Ok(())
     }
 
@@ -1281,6 +1286,17 @@ impl Store for SqlStore {
         .bind(conv_id)
         .fetch_one(&mut *tx)
         .await?;
+        // Under the conversation's lock: a current member can't be added twice.
+        let left: Option<i64> =
+            sqlx::query_scalar("SELECT left_seqno FROM group_members WHERE group_id = $1 AND mid = $2")
+                .bind(i(group_id))
+                .bind(i(mid))
+                .fetch_optional(&mut *tx)
+                .await?;
+        if left == Some(0) {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict);
+        }
         sqlx::query(
             "INSERT INTO group_members (group_id, mid, joined_us, left_seqno, left_us) VALUES ($1, $2, $3, 0, 0) \
              ON CONFLICT (group_id, mid) DO UPDATE SET joined_us = excluded.joined_us, left_seqno = 0, left_us = 0",
@@ -1414,6 +1430,107 @@ impl Store for SqlStore {
 
     fn rows_written(&self) -> u64 {
         self.rows_written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn seed_users(&self, mids: &[u64], now_ms: i64) -> Result<()> {
+        for chunk in mids.chunks(500) {
+            let mut sql = String::from("INSERT INTO users (mid, name, created_ms) VALUES ");
+            for (k, _) in chunk.iter().enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", 3 * k + 1, 3 * k + 2, 3 * k + 3));
+            }
+            sql.push_str(" ON CONFLICT (mid) DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q.bind(i(*m)).bind(format!("u{m}")).bind(now_ms);
+            }
+            q.execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
+    async fn seed_conversation(
+        &self,
+        a: u64,
+        b: u64,
+        count: u64,
+        first_us: i64,
+        key_of: &(dyn Fn() -> u64 + Send + Sync),
+    ) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let last_us = first_us + (count as i64 - 1) * 1000;
+        let mut tx = self.write.begin().await?;
+        let conv_id: i64 = sqlx::query_scalar(
+            "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
+             VALUES (1, $1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(format!("{lo}:{hi}"))
+        .bind(i(lo))
+        .bind(i(hi))
+        .bind(i(count))
+        .bind(last_us)
+        .fetch_one(&mut *tx)
+        .await?;
+        const COLS: usize = 7;
+        let mut seq = 1u64;
+        while seq <= count {
+            let n = (count - seq + 1).min(500);
+            let mut sql = String::from(
+                "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
+                 msg_type, content, ts, msg_source) VALUES ",
+            );
+            for k in 0..n as usize {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                let p = COLS * k;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, 1, ${}, 1, ${}, ${}, 7)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for s in seq..seq + n {
+                let (from, to) = if s % 2 == 1 { (a, b) } else { (b, a) };
+                let ts_us = first_us + (s as i64 - 1) * 1000;
+                q = q
+                    .bind(conv_id)
+                    .bind(i(s))
+                    .bind(i(key_of()))
+                    .bind(i(from))
+                    .bind(i(to))
+                    .bind(format!("{{\"content\":\"seed message {s}\"}}"))
+                    .bind(ts_us / 1_000_000);
+            }
+            q.execute(&mut *tx).await?;
+            seq += n;
+        }
+        for (owner, talker) in [(a, b), (b, a)] {
+            sqlx::query(
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, last_seqno, manual_sent) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 1)",
+            )
+            .bind(i(owner))
+            .bind(i(talker))
+            .bind(conv_id)
+            .bind(i(count))
+            .bind(last_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,0 +1,467 @@
+//! `sixin bench`: seeds a database directly, starts a server on it (or loads one given), and
+//! drives concurrent HTTP load over loopback, workload by workload. Reports throughput,
+//! latency percentiles, the ratio to the `/healthz` ceiling of the same run and the server's
+//! peak RSS, as a table and as JSON.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sixin_server::ids::KeyGen;
+use sixin_server::Config;
+
+const ADMIN_TOKEN: &str = "sixin-bench-admin";
+/// The seeded users: one hub with many sessions, then its peers.
+const HUB: u64 = 1_000_000_000;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Database to seed and serve (`sqlite://PATH` or `postgres://...`).
+    #[arg(long, default_value = "sqlite://./sixin-bench/bench.db")]
+    pub database: String,
+    /// Messages to seed, spread evenly over the conversations.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// One-to-one conversations to seed.
+    #[arg(long, default_value_t = 1_000)]
+    pub conversations: u64,
+    /// Sessions of the hub user (the `get_sessions` workload's user); at most `conversations`.
+    #[arg(long, default_value_t = 1_000)]
+    pub sessions: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds per workload.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Comma-separated workloads (default: all): healthz, send_msg, fetch_session_msgs,
+    /// get_sessions, new_sessions, single_unread.
+    #[arg(long)]
+    pub workloads: Option<String>,
+    /// `process` (default) or `power` (fsync before answering).
+    #[arg(long, default_value = "process")]
+    pub durability: String,
+    /// Write the JSON report to this file too.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Keep an already seeded database instead of refusing to run on it.
+    #[arg(long)]
+    pub reuse: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct WorkloadReport {
+    name: String,
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    ratio_to_healthz: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    machine: Value,
+    database: String,
+    backend: String,
+    durability: String,
+    seeded_messages: u64,
+    seeded_conversations: u64,
+    hub_sessions: u64,
+    seed_seconds: f64,
+    concurrency: usize,
+    seconds_per_workload: f64,
+    workloads: Vec<WorkloadReport>,
+    server_peak_rss_mb: Option<f64>,
+    server_rss_mb: Option<f64>,
+}
+
+const ALL: [&str; 6] = ["healthz", "send_msg", "fetch_session_msgs", "get_sessions", "new_sessions", "single_unread"];
+
+fn peers(n: u64) -> impl Iterator<Item = u64> {
+    (1..=n).map(|k| HUB + k)
+}
+
+/// The seeded conversations: the hub with its first `sessions` peers, then peer pairs.
+fn conversation_pairs(args: &BenchArgs) -> Vec<(u64, u64)> {
+    let hub_sessions = args.sessions.min(args.conversations);
+    let mut pairs: Vec<(u64, u64)> = peers(hub_sessions).map(|p| (HUB, p)).collect();
+    let mut next = HUB + hub_sessions + 1;
+    while (pairs.len() as u64) < args.conversations {
+        pairs.push((next, next + 1));
+        next += 2;
+    }
+    pairs
+}
+
+async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let store = sixin_server::store::open(config).await.context("opening the bench database")?;
+    if store.user_count().await? > 0 {
+        if args.reuse {
+            eprintln!("# reusing the seeded database {}", args.database);
+            return Ok(0.0);
+        }
+        bail!("{} already holds users; remove it or pass --reuse", args.database);
+    }
+    let pairs = conversation_pairs(args);
+    let mut mids: Vec<u64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    mids.sort_unstable();
+    mids.dedup();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    store.seed_users(&mids, now_ms).await?;
+    let clock_ms = now_ms - 86_400_000;
+    let instance = format!("bench-{}", std::process::id());
+    let node = store.lease_node_id(&instance, now_ms, 600_000).await?;
+    let keys = Arc::new(KeyGen::new(node));
+    let per = args.messages / args.conversations.max(1);
+    let extra = args.messages % args.conversations.max(1);
+    let bar = indicatif::ProgressBar::new(args.messages);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("seeding [{bar:30}] {pos}/{len} messages ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for (k, (a, b)) in pairs.iter().enumerate() {
+        let n = per + u64::from((k as u64) < extra);
+        let start_us = (clock_ms + k as i64) * 1000;
+        let keys = keys.clone();
+        store
+            .seed_conversation(*a, *b, n, start_us, &move || keys.next(clock_ms))
+            .await?;
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    Ok(started.elapsed().as_secs_f64())
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(args: &BenchArgs) -> anyhow::Result<(Child, String)> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &args.database])
+        .env("SIXIN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SIXIN_SENDS_PER_SECOND", "1000000000")
+        .env("SIXIN_DAILY_SENDS_TO_STRANGERS", "1000000000")
+        .env("SIXIN_DURABILITY", &args.durability)
+        .env("SIXIN_MAX_CONNECTIONS", "8")
+        .env("SIXIN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the server")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let child = Child(child);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(url) = line.strip_prefix("# sixin listening on ") {
+            return Ok((child, url.to_string()));
+        }
+    }
+    bail!("the server exited before listening")
+}
+
+fn rss_mb(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[derive(Clone)]
+struct Login {
+    mid: u64,
+    cookie: String,
+    csrf: String,
+}
+
+async fn login(http: &reqwest::Client, base: &str, mid: u64) -> anyhow::Result<Login> {
+    let v: Value = http
+        .post(format!("{base}/admin/v1/users/{mid}/logins"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let sess = v["SESSDATA"].as_str().context("login answer")?;
+    Ok(Login {
+        mid,
+        cookie: format!("SESSDATA={sess}"),
+        csrf: v["bili_jct"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// A tiny deterministic PRNG per task (xorshift), so the load is reproducible and cheap.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    base: String,
+    hub: Login,
+    hub_sessions: u64,
+    per_conversation: u64,
+    idle_since: i64,
+}
+
+/// One request of a workload; Ok(true) when it succeeded (HTTP 200 and code 0).
+async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
+    let c = &ctx.http;
+    let resp = match name {
+        "healthz" => c.get(format!("{}/healthz", ctx.base)).send().await?,
+        "send_msg" => {
+            let to = HUB + 1 + rng.below(ctx.hub_sessions.max(1));
+            let form = [
+                ("msg[sender_uid]", ctx.hub.mid.to_string()),
+                ("msg[receiver_id]", to.to_string()),
+                ("msg[receiver_type]", "1".into()),
+                ("msg[msg_type]", "1".into()),
+                ("msg[dev_id]", "B3BE8D5A-0E6B-4C3F-9C25-5C5D2B1A7E11".into()),
+                ("msg[timestamp]", "1700000000".into()),
+                ("msg[content]", "{\"content\":\"bench\"}".into()),
+                ("csrf", ctx.hub.csrf.clone()),
+            ];
+            c.post(format!("{}/web_im/v1/web_im/send_msg", ctx.base))
+                .header("Cookie", &ctx.hub.cookie)
+                .form(&form)
+                .send()
+                .await?
+        }
+        "fetch_session_msgs" => {
+            let talker = HUB + 1 + rng.below(ctx.hub_sessions.max(1));
+            let end = 1 + rng.below(ctx.per_conversation.max(1)) + 1;
+            c.get(format!(
+                "{}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={talker}&session_type=1&size=20&end_seqno={end}",
+                ctx.base
+            ))
+            .header("Cookie", &ctx.hub.cookie)
+            .send()
+            .await?
+        }
+        "get_sessions" => {
+            c.get(format!("{}/session_svr/v1/session_svr/get_sessions?session_type=1&size=20", ctx.base))
+                .header("Cookie", &ctx.hub.cookie)
+                .send()
+                .await?
+        }
+        "new_sessions" => {
+            c.get(format!(
+                "{}/session_svr/v1/session_svr/new_sessions?begin_ts={}&size=20",
+                ctx.base, ctx.idle_since
+            ))
+            .header("Cookie", &ctx.hub.cookie)
+            .send()
+            .await?
+        }
+        "single_unread" => {
+            c.get(format!("{}/session_svr/v1/session_svr/single_unread", ctx.base))
+                .header("Cookie", &ctx.hub.cookie)
+                .send()
+                .await?
+        }
+        other => bail!("unknown workload {other}"),
+    };
+    if !resp.status().is_success() {
+        return Ok(false);
+    }
+    let body = resp.bytes().await?;
+    if name == "healthz" {
+        return Ok(true);
+    }
+    // A success envelope starts with code 0; parsing the whole body would load the client.
+    Ok(body.starts_with(b"{\"code\":0,"))
+}
+
+async fn run_workload(ctx: Arc<Ctx>, name: &str, concurrency: usize, seconds: f64) -> WorkloadReport {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let ctx = ctx.clone();
+        let name = name.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+            let mut lat: Vec<u32> = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                match one(&ctx, &name, &mut rng).await {
+                    Ok(true) => lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all: Vec<u32> = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let idx = ((all.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(all[idx]) / 1000.0
+    };
+    WorkloadReport {
+        name: name.to_string(),
+        requests: all.len() as u64,
+        errors,
+        rps: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: all.last().map_or(0.0, |m| f64::from(*m) / 1000.0),
+        ratio_to_healthz: None,
+    }
+}
+
+fn machine() -> Value {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let mem_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0 / 1024.0);
+    json!({ "cpus": cpus, "cpu_model": model, "memory_gb": mem_gb, "os": std::env::consts::OS })
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let wanted: Vec<String> = match &args.workloads {
+        Some(w) => w.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => ALL.iter().map(|s| s.to_string()).collect(),
+    };
+    for w in &wanted {
+        if !ALL.contains(&w.as_str()) {
+            bail!("unknown workload {w} (known: {})", ALL.join(", "));
+        }
+    }
+    if args.conversations == 0 || args.messages < args.conversations {
+        bail!("need at least one message per conversation");
+    }
+    let config = Config {
+        database: args.database.clone(),
+        durability: match args.durability.as_str() {
+            "power" => sixin_server::config::Durability::Power,
+            "process" => sixin_server::config::Durability::Process,
+            other => bail!("durability must be process or power, not {other}"),
+        },
+        ..Config::default()
+    };
+    eprintln!("# seeding {} messages in {} conversations", args.messages, args.conversations);
+    let seed_seconds = seed(&args, &config).await?;
+    eprintln!("# seeded in {seed_seconds:.1} s; starting the server");
+    let (child, base) = spawn_server(&args)?;
+    let pid = child.0.id();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let hub = login(&http, &base, HUB).await?;
+    let hub_sessions = args.sessions.min(args.conversations);
+    let ctx = Arc::new(Ctx {
+        http,
+        base: base.clone(),
+        hub,
+        hub_sessions,
+        per_conversation: args.messages / args.conversations,
+        idle_since: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64
+            + 3_600_000_000,
+    });
+    let mut reports: Vec<WorkloadReport> = Vec::new();
+    // The ceiling first, so every other workload has its ratio.
+    let mut order: Vec<&str> = vec!["healthz"];
+    order.extend(ALL.iter().copied().filter(|w| *w != "healthz"));
+    for name in order {
+        if !wanted.iter().any(|w| w == name) && name != "healthz" {
+            continue;
+        }
+        eprintln!("# {name} for {:.1} s at {} connections", args.seconds, args.concurrency);
+        reports.push(run_workload(ctx.clone(), name, args.concurrency, args.seconds).await);
+    }
+    let ceiling = reports.iter().find(|r| r.name == "healthz").map(|r| r.rps).unwrap_or(0.0);
+    for r in &mut reports {
+        if ceiling > 0.0 {
+            r.ratio_to_healthz = Some(r.rps / ceiling);
+        }
+    }
+    let report = Report {
+        machine: machine(),
+        database: sixin_server::config::redact_url(&args.database),
+        backend: if args.database.starts_with("postgres") { "postgres" } else { "sqlite" }.into(),
+        durability: args.durability.clone(),
+        seeded_messages: args.messages,
+        seeded_conversations: args.conversations,
+        hub_sessions,
+        seed_seconds,
+        concurrency: args.concurrency,
+        seconds_per_workload: args.seconds,
+        workloads: reports,
+        server_peak_rss_mb: rss_mb(pid, "VmHWM:"),
+        server_rss_mb: rss_mb(pid, "VmRSS:"),
+    };
+    drop(child);
+    println!(
+        "{:<20} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>7}",
+        "workload", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms", "ratio"
+    );
+    for r in &report.workloads {
+        println!(
+            "{:<20} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            r.name,
+            r.requests,
+            r.errors,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.ratio_to_healthz.map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
+        );
+    }
+    if let Some(p) = report.server_peak_rss_mb {
+        println!("server peak RSS: {p:.1} MB");
+    }
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

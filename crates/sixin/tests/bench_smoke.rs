@@ -1,0 +1,55 @@
+//! A seconds-long run of `sixin bench`, so the benchmark cannot rot. It checks the report's
+//! shape and that every workload ran without errors; it asserts nothing about speed.
+
+use std::process::Command;
+
+#[test]
+fn small_bench_run_reports_every_workload() {
+    let dir = std::env::temp_dir().join(format!("sixin-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sixin"))
+        .args([
+            "bench",
+            "--database",
+            &format!("sqlite://{}/bench.db", dir.display()),
+            "--messages",
+            "3000",
+            "--conversations",
+            "60",
+            "--sessions",
+            "40",
+            "--seconds",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("SIXIN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["seeded_messages"], 3000);
+    assert_eq!(v["seeded_conversations"], 60);
+    assert_eq!(v["hub_sessions"], 40);
+    assert_eq!(v["backend"], "sqlite");
+    let names: Vec<&str> = v["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["healthz", "send_msg", "fetch_session_msgs", "get_sessions", "new_sessions", "single_unread"]
+    );
+    for w in v["workloads"].as_array().unwrap() {
+        assert!(w["requests"].as_u64().unwrap() > 0, "{w}");
+        assert_eq!(w["errors"], 0, "{w}");
+        assert!(w["p99_ms"].as_f64().unwrap() >= w["p50_ms"].as_f64().unwrap(), "{w}");
+    }
+    assert_eq!(v["workloads"][0]["ratio_to_healthz"], 1.0);
+    assert!(v["server_peak_rss_mb"].as_f64().unwrap() > 0.0);
+    // The table is printed too.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("workload"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
