@@ -289,21 +289,30 @@ impl Client {
                 }
                 // No usable answer: the message may or may not have been stored.
                 Err(e @ (Error::Transport(_) | Error::Http { status: 500..=599, .. } | Error::Decode(_))) => {
-                    let since = *started.get_or_insert(now);
-                    if attempt >= self.inner.max_retries {
-                        // Out of retries: one last look, so a stored message is not reported
-                        // as failed.
-                        tokio::time::sleep(crate::backoff(attempt)).await;
-                        return match self.reconcile(m, mid, since).await? {
-                            Some(found) => Ok(found),
-                            None => Err(e),
-                        };
+                    // A connection that could not be made carried nothing; anything else may
+                    // have been stored.
+                    let unsent = matches!(&e, Error::Transport(t) if t.is_connect());
+                    if !unsent {
+                        started.get_or_insert(now);
                     }
                     tokio::time::sleep(crate::backoff(attempt)).await;
-                    attempt += 1;
-                    if let Some(found) = self.reconcile(m, mid, since).await? {
-                        return Ok(found);
+                    if let Some(since) = started {
+                        // Looked for twice, a pause apart, when this very attempt may still be
+                        // at work on the server.
+                        let looks = if unsent { 1 } else { 2 };
+                        for look in 0..looks {
+                            if look > 0 {
+                                tokio::time::sleep(crate::backoff(0)).await;
+                            }
+                            if let Some(found) = self.reconcile(m, mid, since).await? {
+                                return Ok(found);
+                            }
+                        }
                     }
+                    if attempt >= self.inner.max_retries {
+                        return Err(e);
+                    }
+                    attempt += 1;
                     continue;
                 }
                 Err(e) => return Err(e),

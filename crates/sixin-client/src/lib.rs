@@ -106,8 +106,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How often a request answered with 21020, -412 or -509 (or a read that failed in
-    /// transit) is tried again, with exponential backoff. Default 4.
+    /// How often a request answered with 21020, -412 or -509 (or HTTP 412 / 429, or a read
+    /// that failed in transit or got a 5xx from a gateway) is tried again, with exponential
+    /// back-off from half a second. Default 4. Sends whose answer was lost are reconciled
+    /// first (see [`Client::send`]).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
@@ -344,10 +346,12 @@ impl Client {
             Err(e) => return Err(Error::Decode(format!("{e}: {}", truncate(&text)))),
         };
         if env.code != 0 {
-            let err = Error::Api {
-                code: env.code,
-                message: env.message.clone(),
+            // Some upstream answers carry the text in `msg` only.
+            let message = match (&env.message, &env.msg) {
+                (m, Some(alt)) if m.is_empty() => alt.clone(),
+                (m, _) => m.clone(),
             };
+            let err = Error::Api { code: env.code, message };
             return Ok(if matches!(env.code, 21020 | -412 | -509) {
                 Attempt::Retry(err)
             } else {

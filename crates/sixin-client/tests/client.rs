@@ -365,6 +365,45 @@ async fn relations_interception_and_settings() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_groups() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let g = s.admin(reqwest::Method::POST, "/groups", serde_json::json!({"owner": alice.mid, "name": "测试团"})).await;
+    let gid = g["group_id"].as_u64().unwrap_or_else(|| panic!("{g}"));
+    s.admin(reqwest::Method::POST, &format!("/groups/{gid}/members"), serde_json::json!({"mid": bob.mid})).await;
+    let a = s.client(&alice);
+    let b = s.client(&bob);
+    let key = b.send(&OutgoingMessage::text(gid, "hi group").to_group()).await.unwrap().msg_key;
+    // Opening (305), bob's welcome (306) and his text are unread for alice, in groups only.
+    assert_eq!(a.my_group_unread().await.unwrap().unread_count, 3);
+    assert_eq!(a.single_unread(UnreadQuery::default()).await.unwrap(), Default::default());
+    let q = FetchQuery { talker_id: gid, session_type: 2, size: 20, begin_seqno: None, end_seqno: None };
+    let msgs = a.fetch_session_msgs(q).await.unwrap().messages.unwrap();
+    let got: Vec<(u64, u64, u32)> = msgs.iter().map(|m| (m.msg_seqno, m.sender_uid, m.msg_type)).collect();
+    assert_eq!(got, vec![(3, bob.mid, 1), (2, 0, 306), (1, 0, 305)]);
+    assert_eq!(msgs[0].msg_key, key);
+    assert!(msgs.iter().all(|m| m.receiver_type == 2 && m.receiver_id == gid));
+    let all = a.history(gid, 2, Direction::ForwardFrom(0)).page_size(1).collect_all().await.unwrap();
+    assert_eq!(all.iter().map(|m| m.msg_seqno).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let groups = a.get_sessions(SessionsQuery { session_type: 3, ..Default::default() }).await.unwrap();
+    let sg = &groups.session_list.unwrap()[0];
+    assert_eq!((sg.talker_id, sg.session_type, sg.group_name.as_str(), sg.unread_count), (gid, 2, "测试团", 3));
+    a.update_ack(gid, 2, None).await.unwrap();
+    assert_eq!(a.my_group_unread().await.unwrap().unread_count, 0);
+    a.set_msg_dnd(gid, true, true).await.unwrap();
+    assert_eq!(a.get_msg_dnd(&[], &[gid]).await.unwrap().group_settings, vec![DndSetting { id: gid, setting: 1 }]);
+    // Not a member: the group codes.
+    let c = s.client(&carol);
+    assert_api(c.fetch_session_msgs(q).await, 700014, "你已不在此同萌中QAQ，无法执行此操作");
+    assert_api(c.send(&OutgoingMessage::text(gid, "let me in").to_group()).await, 700014, "你已不在此同萌中QAQ，无法执行此操作");
+    s.admin(reqwest::Method::POST, &format!("/groups/{gid}/dissolve"), serde_json::json!({})).await;
+    assert_api(b.send(&OutgoingMessage::text(gid, "anyone?").to_group()).await, 700013, "已解散QAQ，无法执行此操作");
+    s.stop().await;
+}
+
 /// Sends `n` texts alternately from `a` and `b`, many at a time.
 async fn fill_history(a: &Client, a_mid: u64, b: &Client, b_mid: u64, n: usize) -> HashSet<u64> {
     let mut keys = HashSet::new();
@@ -480,10 +519,16 @@ async fn the_servers_rate_limit_is_absorbed_by_backing_off() {
     assert_eq!(all.iter().map(|m| m.msg_key).collect::<HashSet<_>>(), keys);
     // With retries off, the burst shows the typed error.
     let impatient = Client::builder().server(&s.base).credentials(alice.credentials()).max_retries(0).build().unwrap();
-    let mut errors = Vec::new();
-    // 16 in a row: at least 6 of them fall into one second.
+    // 16 at once: at least 6 of them fall into one second.
+    let mut set = tokio::task::JoinSet::new();
     for i in 0..16 {
-        if let Err(e) = impatient.send_text(bob.mid, &format!("impatient {i}")).await {
+        let c = impatient.clone();
+        let to = bob.mid;
+        set.spawn(async move { c.send_text(to, &format!("impatient {i}")).await });
+    }
+    let mut errors = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Err(e) = r.unwrap() {
             errors.push(e);
         }
     }
@@ -582,6 +627,8 @@ struct Fake {
     failures: usize,
     code: i64,
     status: u16,
+    /// A body that is not an API envelope (an HTML error page), instead of the error code.
+    page: Option<&'static str>,
     times: Arc<std::sync::Mutex<Vec<Instant>>>,
 }
 
@@ -600,7 +647,10 @@ async fn fake_answer(fake: &Fake, ok: serde_json::Value) -> axum::response::Resp
             -509 => "请求过于频繁，请稍后再试",
             _ => "出错了",
         };
-        (fake.status, envelope(fake.code, msg, serde_json::Value::Null))
+        match fake.page {
+            Some(p) => (fake.status, p.to_string()),
+            None => (fake.status, envelope(fake.code, msg, serde_json::Value::Null)),
+        }
     } else {
         (200, envelope(0, "0", ok))
     };
@@ -702,6 +752,26 @@ async fn backs_off_on_412_and_509_and_gives_up_after_max_retries() {
     assert_api(c.send_text(2, "x").await, 21020, "你发送消息频率过快，请稍后再发~");
     assert_eq!(fake.hits.load(Ordering::SeqCst), 4);
 
+    // A bare HTTP 412 / 429 page (no envelope), as a gateway answers: backed off too.
+    for status in [412, 429] {
+        let fake = Fake { failures: 1, status, page: Some("<html>blocked</html>"), ..Default::default() };
+        let base = start_fake(fake.clone()).await;
+        fake_client(&base).single_unread(UnreadQuery::default()).await.unwrap();
+        assert_eq!(fake.hits.load(Ordering::SeqCst), 2, "{status}");
+    }
+    // A read answered 502 by a gateway is repeated; the error page alone is a typed error.
+    let fake = Fake { failures: 1, status: 502, page: Some("<html>bad gateway</html>"), ..Default::default() };
+    let base = start_fake(fake.clone()).await;
+    fake_client(&base).single_unread(UnreadQuery::default()).await.unwrap();
+    assert_eq!(fake.hits.load(Ordering::SeqCst), 2);
+    let fake = Fake { failures: usize::MAX, status: 404, page: Some("not here"), ..Default::default() };
+    let base = start_fake(fake.clone()).await;
+    match fake_client(&base).single_unread(UnreadQuery::default()).await {
+        Err(Error::Http { status: 404, body }) => assert_eq!(body, "not here"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.hits.load(Ordering::SeqCst), 1);
+
     // Other codes are not retried.
     let fake = Fake { failures: 1, code: 21047, status: 200, ..Default::default() };
     let base = start_fake(fake.clone()).await;
@@ -753,6 +823,9 @@ enum Cut {
     BeforeAnswer,
     /// Instead of forwarding the request (nothing was stored).
     NotForwarded,
+    /// The server's answer replaced by a gateway's 502 page (stored, but the client can't
+    /// know).
+    BadGateway,
 }
 
 struct Proxy {
@@ -827,12 +900,19 @@ async fn start_proxy(upstream: std::net::SocketAddr, mode: Cut) -> Proxy {
                             let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
                             if poisoned.load(Ordering::SeqCst) {
                                 // The answer to the poisoned request: swallow it, hang up.
+                                if let (Cut::BadGateway, Some(mut w)) = (mode, cw.take()) {
+                                    let page = "<html>502 Bad Gateway</html>";
+                                    let _ = w
+                                        .write_all(format!("HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len()).as_bytes())
+                                        .await;
+                                }
                                 cw = None;
                                 continue;
                             }
-                            match cw.as_mut() {
-                                Some(w) => if w.write_all(&buf[..n]).await.is_err() { break },
-                                None => {}
+                            if let Some(w) = cw.as_mut() {
+                                if w.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
                             }
                         }
                         _ = cut.notified(), if cw.is_some() => {
@@ -891,6 +971,11 @@ async fn send_cut_off_before_the_answer_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_that_never_arrived_is_sent_again_once() {
     send_through_cutting_proxy(Cut::NotForwarded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_answered_by_a_gateway_error_is_stored_once() {
+    send_through_cutting_proxy(Cut::BadGateway).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

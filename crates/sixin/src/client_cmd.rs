@@ -24,7 +24,7 @@ pub struct ClientOpts {
     /// SESSDATA, bili_jct and DedeUserID environment variables.
     #[arg(long, global = true)]
     pub cookies: Option<PathBuf>,
-    /// Print JSON instead of text (read commands).
+    /// Print JSON instead of text (one object per line).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -90,6 +90,8 @@ pub enum ClientCommand {
         /// Every conversation in the session list.
         #[arg(long)]
         all: bool,
+        /// The directory for the files: <user|group>-ID.jsonl (one message a line, as received)
+        /// and <user|group>-ID.html; created if missing. A re-run appends only what is new.
         #[arg(long)]
         out: PathBuf,
     },
@@ -275,7 +277,7 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
             watch(&c, every, duration.map(Duration::from_secs_f64), opts.json, out).await?;
         }
         ClientCommand::Export { talkers, all, out: dir } => {
-            export(&c, &talkers, all, &dir, out).await?;
+            export(&c, &talkers, all, &dir, opts.json, out).await?;
         }
     }
     Ok(())
@@ -317,6 +319,7 @@ async fn watch(
         w.seen.insert((s.session_type, s.talker_id), s.max_seqno);
         w.since = w.since.max(s.session_ts);
     }
+    eprintln!("watching {} conversations for new messages (Ctrl-C to stop)", w.seen.len());
     loop {
         match w.poll(c, json, out).await {
             Ok(()) => {}
@@ -453,7 +456,14 @@ fn read_jsonl(path: &Path) -> anyhow::Result<(Vec<Value>, u64)> {
     Ok((msgs, last))
 }
 
-async fn export(c: &Client, talkers: &[String], all: bool, dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+async fn export(
+    c: &Client,
+    talkers: &[String],
+    all: bool,
+    dir: &Path,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if talkers.is_empty() && !all {
         bail!("name the talkers to export, or use --all");
     }
@@ -472,6 +482,15 @@ async fn export(c: &Client, talkers: &[String], all: bool, dir: &Path, out: &mut
     let mut failed = Vec::new();
     for t in targets {
         match export_one(c, t, me, dir).await {
+            Ok((added, total)) if json => writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "conversation": t.stem(), "talker_id": t.talker, "session_type": t.session_type,
+                    "new": added, "total": total,
+                    "jsonl": dir.join(format!("{}.jsonl", t.stem())), "html": dir.join(format!("{}.html", t.stem())),
+                })
+            )?,
             Ok((added, total)) => writeln!(out, "{}: {} new, {} in all", t.stem(), added, total)?,
             Err(e) => {
                 // The others are still worth exporting; this one resumes on the next run.
@@ -491,7 +510,8 @@ async fn export(c: &Client, talkers: &[String], all: bool, dir: &Path, out: &mut
 async fn export_one(c: &Client, t: Target, me: u64, dir: &Path) -> anyhow::Result<(usize, usize)> {
     let jsonl = dir.join(format!("{}.jsonl", t.stem()));
     let (mut msgs, last) = read_jsonl(&jsonl)?;
-    let total_hint = c.session_detail(t.talker, t.session_type).await.map(|s| s.max_seqno).unwrap_or(0);
+    let detail = c.session_detail(t.talker, t.session_type).await.ok();
+    let total_hint = detail.as_ref().map_or(0, |s| s.max_seqno);
     let bar = indicatif::ProgressBar::new(total_hint.saturating_sub(last));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} messages")
@@ -518,7 +538,10 @@ async fn export_one(c: &Client, t: Target, me: u64, dir: &Path) -> anyhow::Resul
     bar.finish_and_clear();
     let names = Names::load(c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64()).chain([t.talker])).await;
     let title = if t.session_type == 2 {
-        format!("粉丝团 {}", t.talker)
+        match detail.map(|d| d.group_name).filter(|n| !n.is_empty()) {
+            Some(name) => format!("粉丝团 {name}(g:{})", t.talker),
+            None => format!("粉丝团 g:{}", t.talker),
+        }
     } else {
         format!("与 {} 的私信", names.name(t.talker))
     };

@@ -353,6 +353,9 @@ async fn write_commands_and_credentials() {
     let all = raw_history(&a, bob.mid).await;
     let status = |k: u64| all.iter().find(|m| m["msg_key"].as_u64() == Some(k)).unwrap()["msg_status"].as_u64();
     assert_eq!((status(key), status(img_key), status(json_key)), (Some(1), Some(1), Some(0)));
+    // --json works before the command too.
+    let v = json_lines(&cli.ok(&["--json", "recall", &json_key.to_string(), "--talker", &bob_id]).await);
+    assert!(v[0]["msg_key"].as_u64().unwrap() > json_key);
     let err = cli.fails(&["recall", "12345", "--talker", &bob_id]).await;
     assert!(err.contains("10005") && err.contains("msgkey不存在"), "{err}");
     let err = cli.fails(&["recall", &key.to_string(), "--talker", &bob_id]).await;
@@ -421,21 +424,18 @@ async fn watch_prints_new_messages_as_they_arrive() {
     for json in [false, true] {
         // A conversation hidden when watching begins: only what comes after shows.
         s.client(&alice).remove_session(dave.mid, 1).await.unwrap();
-        let mut args = vec!["watch".to_string(), "--interval".into(), "0.3".into(), "--duration".into(), "5".into()];
-        if json {
-            args.push("--json".into());
-        }
-        let mut cmd = s.cli(&alice).command(&args);
-        let watcher = tokio::task::spawn_blocking(move || cmd.output().unwrap());
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let args: &[&str] = if json {
+            &["--interval", "0.3", "--duration", "5", "--json"]
+        } else {
+            &["--interval", "0.3", "--duration", "5"]
+        };
+        let watcher = Watch::start(&s.cli(&alice), args).await;
         let tag = if json { "json" } else { "text" };
         let k1 = b.send_text(alice.mid, &format!("new 1 {tag}")).await.unwrap().msg_key;
         let k2 = b.send_text(alice.mid, &format!("new 2 {tag}")).await.unwrap().msg_key;
         let k3 = c.send_text(alice.mid, &format!("first from carol {tag}")).await.unwrap().msg_key;
         let k4 = d.send_text(alice.mid, &format!("dave again {tag}")).await.unwrap().msg_key;
-        let out = watcher.await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = watcher.finish().await;
         assert!(!text.contains("old message"), "{text}");
         assert!(!text.contains("dave's old message"), "{text}");
         if json {
@@ -456,6 +456,50 @@ async fn watch_prints_new_messages_as_they_arrive() {
         }
     }
     s.stop().await;
+}
+
+/// A running `sixin watch`: started, and ready once it has printed that it is watching.
+struct Watch {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Watch {
+    /// Starts `watch` with `args` and waits until it has taken stock of the conversations.
+    async fn start(cli: &Cli, args: &[&str]) -> Watch {
+        let mut all = vec!["watch".to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut cmd = cli.command(&all);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut text = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let line = line.unwrap_or_default();
+                if line.starts_with("watching ") {
+                    let _ = tx.send(());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        let ready = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
+        assert!(ready.is_ok(), "watch did not start");
+        Watch { child, stderr }
+    }
+
+    /// Waits for the end (--duration); returns stdout.
+    async fn finish(self) -> String {
+        let Watch { child, stderr } = self;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        let err = stderr.join().unwrap();
+        assert!(out.status.success(), "{err}");
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
 fn read_lines(p: &Path) -> Vec<String> {
@@ -563,6 +607,13 @@ async fn export_is_lossless_incremental_and_resumable() {
     assert_eq!(serde_json::from_str::<Value>(&sys[0]).unwrap()["msg_type"], 10);
     let h = std::fs::read_to_string(out_dir.0.join(format!("user-{UP_ASSISTANT}.html"))).unwrap();
     assert!(h.contains("[通知] T: X → https://b"), "{h}");
+    let v = json_lines(&cli.ok(&["export", "--all", "--out", &dir, "--json"]).await);
+    assert_eq!(v.len(), 3);
+    let bob_entry = v.iter().find(|e| e["talker_id"] == bob.mid).unwrap();
+    assert_eq!(bob_entry["new"], 0);
+    assert_eq!(bob_entry["total"], 455);
+    assert_eq!(bob_entry["session_type"], 1);
+    assert_eq!(bob_entry["jsonl"].as_str(), jsonl.to_str());
     assert!(out_dir.0.join(format!("user-{}.html", carol.mid)).exists());
 
     // A conversation that can't be exported (no such fan group) doesn't stop the others.
@@ -575,5 +626,120 @@ async fn export_is_lossless_incremental_and_resumable() {
     // Nothing to export named: an error.
     let err = cli.fails(&["export", "--out", &dir]).await;
     assert!(err.contains("--all"), "{err}");
+    s.stop().await;
+}
+
+/// A TCP proxy that forwards everything, except that the answer to the first send request
+/// is swallowed and the client's connection dropped (the message is stored; the client can't
+/// know). Returns its address and the number of send requests it saw.
+async fn answer_losing_proxy(upstream: std::net::SocketAddr) -> (std::net::SocketAddr, std::sync::Arc<AtomicU64>) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SEND_LINE: &[u8] = b"POST /web_im/v1/web_im/send_msg";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let armed = Arc::new(AtomicBool::new(true));
+    let sends = Arc::new(AtomicU64::new(0));
+    let sends2 = sends.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (armed, sends) = (armed.clone(), sends2.clone());
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let poisoned = Arc::new(AtomicBool::new(false));
+                let p = poisoned.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if buf[..n].windows(SEND_LINE.len()).any(|w| w == SEND_LINE) {
+                            sends.fetch_add(1, Ordering::SeqCst);
+                            if armed.swap(false, Ordering::SeqCst) {
+                                p.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || poisoned.load(Ordering::SeqCst) || cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, sends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_whose_answer_is_lost_is_stored_once() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    s.friends(&alice, &bob).await;
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let (proxy, sends) = answer_losing_proxy(addr).await;
+    let mut cli = s.cli(&alice);
+    cli.base = format!("http://{proxy}");
+    let out = cli.ok(&["send", &bob.mid.to_string(), "said once"]).await;
+    let key: u64 = out.trim().strip_prefix("sent: msg_key ").unwrap_or_else(|| panic!("{out}")).parse().unwrap();
+    assert_eq!(sends.load(Ordering::SeqCst), 1, "the send was not repeated");
+    let all = raw_history(&s.client(&bob), alice.mid).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["msg_key"].as_u64(), Some(key));
+    assert_eq!(text_of(&all[0]), "said once");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_group_commands() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let g = s.admin(reqwest::Method::POST, "/groups", json!({"owner": alice.mid, "name": "测试团"})).await;
+    let gid = g["group_id"].as_u64().unwrap();
+    s.admin(reqwest::Method::POST, &format!("/groups/{gid}/members"), json!({"mid": bob.mid})).await;
+    let cli = s.cli(&alice);
+    let bob_cli = s.cli(&bob);
+    let g_id = gid.to_string();
+
+    let out = bob_cli.ok(&["send", &g_id, "hi group", "--group"]).await;
+    assert!(out.starts_with("sent: msg_key "), "{out}");
+    let out = cli.ok(&["unread"]).await;
+    assert!(out.contains("groups:        3"), "{out}");
+    let out = cli.ok(&["sessions"]).await;
+    let row = out.lines().find(|l| l.starts_with(&format!("测试团(g:{gid})"))).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains(" group ") && row.contains("hi group"), "{row}");
+    let out = cli.ok(&["history", &g_id, "--group"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("#1 系统: [群消息] 测试团开通啦"), "{out}");
+    assert!(lines[1].contains("#2 系统: [群消息] 欢迎bob入群"), "{out}");
+    assert!(lines[2].contains(&format!("#3 bob({}): hi group", bob.mid)), "{out}");
+    assert_eq!(cli.ok(&["read", &g_id, "--group"]).await.trim(), "marked read");
+    assert!(cli.ok(&["unread"]).await.contains("groups:        0"));
+
+    let dir = TempDir::new("group-export");
+    let out = cli.ok(&["export", &format!("g:{gid}"), "--out", dir.0.to_str().unwrap()]).await;
+    assert_eq!(out.trim(), format!("group-{gid}: 3 new, 3 in all"));
+    let h = std::fs::read_to_string(dir.0.join(format!("group-{gid}.html"))).unwrap();
+    assert!(h.contains("hi group") && h.contains("欢迎bob入群"), "{h}");
+    assert!(h.contains(&format!("<title>粉丝团 测试团(g:{gid})</title>")), "{h}");
+
+    // watch shows group messages too.
+    let watcher = Watch::start(&cli, &["--interval", "0.3", "--duration", "5"]).await;
+    bob_cli.ok(&["send", &g_id, "group live", "--group"]).await;
+    let text = watcher.finish().await;
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with(&format!("<g:{gid}> [")) && text.contains(&format!("bob({}): group live", bob.mid)), "{text}");
     s.stop().await;
 }

@@ -59,11 +59,15 @@ impl Service {
         // Browsers store the cookie percent-encoded (`,` → `%2C`); accept either form.
         let raw = sessdata.map(str::trim).filter(|s| !s.is_empty()).ok_or(DomainError::NotLoggedIn)?;
         let decoded = percent_decode(raw);
-        let login = self
-            .store
-            .login(&sessdata_hash(&decoded))
-            .await?
-            .ok_or(DomainError::NotLoggedIn)?;
+        let hash = sessdata_hash(&decoded);
+        let login = match self.logins.get(&hash) {
+            Some(l) => l,
+            None => {
+                let l = self.store.login(&hash).await?.ok_or(DomainError::NotLoggedIn)?;
+                self.logins.put(hash, l.clone());
+                l
+            }
+        };
         if login.revoked || login.expires_ms <= self.clock.now_ms() {
             return Err(DomainError::NotLoggedIn);
         }
@@ -170,7 +174,9 @@ impl Service {
     /// Revokes every live login of `mid`; an unknown user is `NotFound` (like creating one).
     pub async fn revoke_logins(&self, mid: u64) -> Result<u64> {
         self.store.user(mid).await?.ok_or(DomainError::NotFound)?;
-        Ok(self.store.revoke_logins(mid).await?)
+        let n = self.store.revoke_logins(mid).await?;
+        self.logins.forget_mid(mid);
+        Ok(n)
     }
 
     /// Changes the relation flags of `mid` towards `fid` as the operator asks (no API rules).

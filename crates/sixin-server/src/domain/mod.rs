@@ -96,6 +96,46 @@ pub struct Service {
     pub keys: Arc<KeyGen>,
     pub emoji: Catalog,
     wbi_secret: String,
+    logins: LoginCache,
+}
+
+/// Logins recently read from the store, so authenticating a request rarely costs a query.
+/// An entry lives a few seconds: a revocation made through another process sharing the
+/// database takes effect within that time (one made here, at once).
+pub(crate) struct LoginCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (crate::store::Login, std::time::Instant)>>,
+    ttl: std::time::Duration,
+}
+
+impl LoginCache {
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn new(ttl: std::time::Duration) -> Self {
+        LoginCache { entries: Default::default(), ttl }
+    }
+
+    pub(crate) fn get(&self, hash: &str) -> Option<crate::store::Login> {
+        let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(l, _)| l.clone())
+    }
+
+    pub(crate) fn put(&self, hash: String, login: crate::store::Login) {
+        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX_ENTRIES {
+            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            if map.len() >= Self::MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(hash, (login, std::time::Instant::now()));
+    }
+
+    pub(crate) fn forget_mid(&self, mid: u64) {
+        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (l, _)| l.mid != mid);
+    }
 }
 
 impl Service {
@@ -118,6 +158,7 @@ impl Service {
             keys,
             emoji,
             wbi_secret,
+            logins: LoginCache::new(std::time::Duration::from_secs(5)),
         }
     }
 

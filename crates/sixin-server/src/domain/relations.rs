@@ -324,16 +324,14 @@ impl Service {
         Ok((user.privacy, self.store.auto_replies(mid).await?))
     }
 
-    /// Changes a user's privacy and auto-replies; `None` leaves a part as it is.
+    /// Changes a user's privacy and auto-replies; `None` leaves a part as it is. Everything is
+    /// checked before anything is written: a request with one bad part changes nothing.
     pub async fn update_settings(&self, mid: u64, privacy: Option<u8>, replies: Option<AutoReplies>) -> Result<()> {
         self.store.user(mid).await?.ok_or(DomainError::NotFound)?;
-        if let Some(p) = privacy {
-            if p > 1 {
-                return Err(DomainError::InvalidArgument("privacy"));
-            }
-            self.store.set_user_privacy(mid, p).await?;
+        if privacy.is_some_and(|p| p > 1) {
+            return Err(DomainError::InvalidArgument("privacy"));
         }
-        if let Some(r) = replies {
+        if let Some(r) = &replies {
             let too_long = |s: &str| s.len() > self.config.max_content_bytes;
             if too_long(&r.follow_reply)
                 || too_long(&r.message_reply)
@@ -342,7 +340,12 @@ impl Service {
             {
                 return Err(DomainError::InvalidArgument("auto replies"));
             }
-            self.store.set_auto_replies(mid, &r).await?;
+        }
+        if let Some(p) = privacy {
+            self.store.set_user_privacy(mid, p).await?;
+        }
+        if let Some(r) = &replies {
+            self.store.set_auto_replies(mid, r).await?;
         }
         Ok(())
     }

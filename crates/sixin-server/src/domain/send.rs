@@ -119,7 +119,17 @@ impl Service {
                 // 7: rate limits and maintenance.
                 self.check_rates(caller, policy.receiver_follows).await?;
                 let sender = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
-                let intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+                let mut intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+                if intercept
+                    && self
+                        .store
+                        .session(receiver.mid, 1, caller.mid)
+                        .await?
+                        .is_some_and(|s| s.is_trust)
+                {
+                    // A released (trusted) session is never intercepted again.
+                    intercept = false;
+                }
                 let messages = std::iter::once(message)
                     .chain(policy.tip.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
                     .collect();

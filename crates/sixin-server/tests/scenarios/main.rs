@@ -6,8 +6,10 @@ mod harness;
 
 mod accounts;
 mod bad_input;
+mod groups;
 mod history;
 mod multinode;
+mod relations;
 mod send;
 mod sessions;
 mod wire;
