@@ -155,8 +155,10 @@ async fn serve_demo_leaves_working_logins_and_conversations() {
         .json()
         .await
         .unwrap();
+    // carol's message; bob's text and image; the notification is a push (docs/unread-counters.md).
     assert_eq!(v["data"]["unfollow_unread"], 1, "{v}");
-    assert_eq!(v["data"]["follow_unread"], 3, "{v}");
+    assert_eq!(v["data"]["follow_unread"], 2, "{v}");
+    assert_eq!(v["data"]["biz_msg_follow_unread"], 1, "{v}");
     drop(_served);
 
     // A second run on the same database keeps the world and prints fresh logins.
