@@ -147,7 +147,7 @@ impl Service {
         if g.owner == mid {
             return Err(DomainError::BadRequest("the owner cannot leave; dissolve the group instead"));
         }
-        if !self.store.member(group_id, mid).await?.is_some_and(|m| m.left_seqno == 0) {
+        if self.store.member(group_id, mid).await?.is_none_or(|m| m.left_seqno != 0) {
             return Err(DomainError::NotFound);
         }
         let name = self.store.user(mid).await?.map(|u| u.name).unwrap_or_default();
@@ -190,7 +190,7 @@ impl Service {
     pub(crate) async fn readable_group(&self, caller: u64, group_id: u64) -> Result<Group> {
         let g = self.store.group(group_id).await?.ok_or(DomainError::NotGroupMember)?;
         // Someone who left is not a member, whatever became of the group since.
-        if !self.store.member(group_id, caller).await?.is_some_and(|m| m.left_seqno == 0) {
+        if self.store.member(group_id, caller).await?.is_none_or(|m| m.left_seqno != 0) {
             return Err(DomainError::NotGroupMember);
         }
         if g.state == STATE_DISSOLVED {
@@ -206,7 +206,7 @@ impl Service {
         if g.state != STATE_NORMAL {
             return Err(DomainError::GroupDissolved);
         }
-        if !self.store.member(group_id, caller).await?.is_some_and(|m| m.left_seqno == 0) {
+        if self.store.member(group_id, caller).await?.is_none_or(|m| m.left_seqno != 0) {
             return Err(DomainError::NotGroupMember);
         }
         Ok(g)

@@ -135,7 +135,7 @@ impl Service {
                     rest.push(g);
                 }
             }
-            pinned.sort_by(|a, b| b.top_ts.cmp(&a.top_ts));
+            pinned.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
             if by_join {
                 // "Groups by join time ascending" (sort rules other than 1–3 on the group list).
                 rest.sort_by_key(|g| g.group.as_ref().map_or(0, |v| v.joined_us));

@@ -291,7 +291,8 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, user: NewUser, now_ms: i64) -> Result<User> {
-        for _attempt in 0..5 {
+        // Concurrent creations race for the same next mid; the losers pick again.
+        for _attempt in 0..64 {
             let mid = match user.mid {
                 Some(m) => m,
                 None => {
