@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Keep an already seeded database instead of refusing to run on it.
     #[arg(long)]
     pub reuse: bool,
+    /// Members of the fan group of the group workloads (0: no group workloads).
+    #[arg(long, default_value_t = 10_000)]
+    pub group_members: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +77,7 @@ struct Report {
     seeded_messages: u64,
     seeded_conversations: u64,
     hub_sessions: u64,
+    group_members: u64,
     seed_seconds: f64,
     concurrency: usize,
     seconds_per_workload: f64,
@@ -82,7 +86,18 @@ struct Report {
     server_rss_mb: Option<f64>,
 }
 
-const ALL: [&str; 6] = ["healthz", "send_msg", "fetch_session_msgs", "get_sessions", "new_sessions", "single_unread"];
+const ALL: [&str; 9] = [
+    "healthz",
+    "send_msg",
+    "fetch_session_msgs",
+    "get_sessions",
+    "new_sessions",
+    "single_unread",
+    "group_send",
+    "group_fetch",
+    "group_unread",
+];
+const GROUP_WORKLOADS: [&str; 3] = ["group_send", "group_fetch", "group_unread"];
 
 fn peers(n: u64) -> impl Iterator<Item = u64> {
     (1..=n).map(|k| HUB + k)
@@ -112,6 +127,7 @@ async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
     }
     let pairs = conversation_pairs(args);
     let mut mids: Vec<u64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    mids.extend(peers(args.group_members));
     mids.sort_unstable();
     mids.dedup();
     let now_ms = std::time::SystemTime::now()
@@ -227,6 +243,10 @@ struct Ctx {
     http: reqwest::Client,
     base: String,
     hub: Login,
+    /// A member of the group other than its owner (the hub).
+    member: Option<Login>,
+    group_id: u64,
+    group_max: u64,
     hub_sessions: u64,
     per_conversation: u64,
     idle_since: i64,
@@ -280,6 +300,40 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
             .header("Cookie", &ctx.hub.cookie)
             .send()
             .await?
+        }
+        "group_send" => {
+            let form = [
+                ("msg[sender_uid]", ctx.hub.mid.to_string()),
+                ("msg[receiver_id]", ctx.group_id.to_string()),
+                ("msg[receiver_type]", "2".into()),
+                ("msg[msg_type]", "1".into()),
+                ("msg[dev_id]", "B3BE8D5A-0E6B-4C3F-9C25-5C5D2B1A7E11".into()),
+                ("msg[timestamp]", "1700000000".into()),
+                ("msg[content]", "{\"content\":\"bench group\"}".into()),
+                ("csrf", ctx.hub.csrf.clone()),
+            ];
+            c.post(format!("{}/web_im/v1/web_im/send_msg", ctx.base))
+                .header("Cookie", &ctx.hub.cookie)
+                .form(&form)
+                .send()
+                .await?
+        }
+        "group_fetch" => {
+            let end = 2 + rng.below(ctx.group_max.max(1));
+            c.get(format!(
+                "{}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={}&session_type=2&size=20&end_seqno={end}",
+                ctx.base, ctx.group_id
+            ))
+            .header("Cookie", &ctx.hub.cookie)
+            .send()
+            .await?
+        }
+        "group_unread" => {
+            let member = ctx.member.as_ref().context("no group member")?;
+            c.get(format!("{}/session_svr/v1/session_svr/my_group_unread", ctx.base))
+                .header("Cookie", &member.cookie)
+                .send()
+                .await?
         }
         "single_unread" => {
             c.get(format!("{}/session_svr/v1/session_svr/single_unread", ctx.base))
@@ -363,6 +417,59 @@ fn machine() -> Value {
     json!({ "cpus": cpus, "cpu_model": model, "memory_gb": mem_gb, "os": std::env::consts::OS })
 }
 
+/// A fan group owned by the hub with `members` members in all, joined through the admin API
+/// (so with their welcome messages, like a real group). Returns its id and newest seqno.
+async fn seed_group(http: &reqwest::Client, base: &str, members: u64, concurrency: usize) -> anyhow::Result<(u64, u64)> {
+    let started = Instant::now();
+    let g: Value = http
+        .post(format!("{base}/admin/v1/groups"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"owner": HUB, "name": "bench group"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let group_id = g["group_id"].as_u64().context("group answer")?;
+    let joiners: Vec<u64> = peers(members.saturating_sub(1)).collect();
+    let per = joiners.len().div_ceil(concurrency.clamp(1, 16));
+    let mut tasks = Vec::new();
+    for chunk in joiners.chunks(per.max(1)) {
+        let http = http.clone();
+        let base = base.to_string();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for mid in chunk {
+                let r = http
+                    .post(format!("{base}/admin/v1/groups/{group_id}/members"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({ "mid": mid }))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    anyhow::bail!("adding member {mid}: HTTP {}", r.status());
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let g: Value = http
+        .get(format!("{base}/admin/v1/groups/{group_id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    eprintln!(
+        "# fan group {group_id} with {} members ready in {:.1} s",
+        g["members"],
+        started.elapsed().as_secs_f64()
+    );
+    Ok((group_id, g["max_seqno"].as_u64().unwrap_or(0)))
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted: Vec<String> = match &args.workloads {
         Some(w) => w.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
@@ -396,10 +503,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .build()?;
     let hub = login(&http, &base, HUB).await?;
     let hub_sessions = args.sessions.min(args.conversations);
+    let wants_group = args.group_members > 0 && wanted.iter().any(|w| GROUP_WORKLOADS.contains(&w.as_str()));
+    let (group_id, group_max, member) = if wants_group {
+        let (g, max) = seed_group(&http, &base, args.group_members, args.concurrency).await?;
+        (g, max, Some(login(&http, &base, HUB + 1).await?))
+    } else {
+        (0, 0, None)
+    };
     let ctx = Arc::new(Ctx {
         http,
         base: base.clone(),
         hub,
+        member,
+        group_id,
+        group_max,
         hub_sessions,
         per_conversation: args.messages / args.conversations,
         idle_since: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64
@@ -411,6 +528,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     order.extend(ALL.iter().copied().filter(|w| *w != "healthz"));
     for name in order {
         if !wanted.iter().any(|w| w == name) && name != "healthz" {
+            continue;
+        }
+        if GROUP_WORKLOADS.contains(&name) && !wants_group {
             continue;
         }
         eprintln!("# {name} for {:.1} s at {} connections", args.seconds, args.concurrency);
@@ -430,6 +550,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seeded_messages: args.messages,
         seeded_conversations: args.conversations,
         hub_sessions,
+        group_members: if wants_group { args.group_members } else { 0 },
         seed_seconds,
         concurrency: args.concurrency,
         seconds_per_workload: args.seconds,

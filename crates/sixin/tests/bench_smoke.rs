@@ -24,6 +24,8 @@ fn small_bench_run_reports_every_workload() {
             "0.5",
             "--concurrency",
             "4",
+            "--group-members",
+            "30",
             "--report",
             report.to_str().unwrap(),
         ])
@@ -36,10 +38,21 @@ fn small_bench_run_reports_every_workload() {
     assert_eq!(v["seeded_conversations"], 60);
     assert_eq!(v["hub_sessions"], 40);
     assert_eq!(v["backend"], "sqlite");
+    assert_eq!(v["group_members"], 30);
     let names: Vec<&str> = v["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["healthz", "send_msg", "fetch_session_msgs", "get_sessions", "new_sessions", "single_unread"]
+        [
+            "healthz",
+            "send_msg",
+            "fetch_session_msgs",
+            "get_sessions",
+            "new_sessions",
+            "single_unread",
+            "group_send",
+            "group_fetch",
+            "group_unread"
+        ]
     );
     for w in v["workloads"].as_array().unwrap() {
         assert!(w["requests"].as_u64().unwrap() > 0, "{w}");

@@ -318,6 +318,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        // A bug must not take the process down: answer -500 and log it.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send + 'static>| {
+                tracing::error!("a request handler panicked");
+                let env: Envelope<()> = Envelope::error(ApiCode::ServerError);
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, &env)
+            },
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))

@@ -871,9 +871,9 @@ impl Store for SqlStore {
 
     async fn system_sessions(&self, owner: u64) -> Result<Vec<(u8, u64)>> {
         let rows = sqlx::query(
-            "SELECT u.system_msg_type, s.talker_id FROM sessions s JOIN users u ON u.mid = s.talker_id \
-             WHERE s.owner = $1 AND s.session_type = 1 AND u.system_msg_type > 0 AND s.last_seqno > 0 \
-             ORDER BY u.system_msg_type",
+            "SELECT u.system_msg_type, u.mid AS talker_id FROM users u WHERE u.system_msg_type > 0 \
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.owner = $1 AND s.session_type = 1 \
+             AND s.talker_id = u.mid AND s.last_seqno > 0) ORDER BY u.system_msg_type",
         )
         .bind(i(owner))
         .fetch_all(&self.read)

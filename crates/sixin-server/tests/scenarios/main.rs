@@ -6,6 +6,7 @@ mod harness;
 
 mod accounts;
 mod bad_input;
+mod emoji;
 mod groups;
 mod history;
 mod multinode;
