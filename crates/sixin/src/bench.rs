@@ -155,6 +155,8 @@ async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
         bar.inc(n);
     }
     bar.finish_and_clear();
+    // A real database has statistics; a freshly bulk-loaded one needs them before planning.
+    store.analyze().await?;
     Ok(started.elapsed().as_secs_f64())
 }
 

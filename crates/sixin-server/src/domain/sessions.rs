@@ -147,11 +147,13 @@ impl Service {
         rest.truncate(size as usize);
         let mut rows = pinned;
         rows.extend(rest);
-        let systems = self.store.system_sessions(caller.mid).await?;
-        let system_msg = (!systems.is_empty()).then(|| {
-            systems
+        let system_mids: Vec<u64> = system::SYSTEM_ACCOUNTS.iter().map(|a| a.mid).collect();
+        let present = self.store.talkers_with_sessions(caller.mid, &system_mids).await?;
+        let system_msg = (!present.is_empty()).then(|| {
+            system::SYSTEM_ACCOUNTS
                 .iter()
-                .map(|(t, mid)| (t.to_string(), *mid))
+                .filter(|a| present.contains(&a.mid))
+                .map(|a| (a.system_msg_type.to_string(), a.mid))
                 .collect::<BTreeMap<_, _>>()
         });
         Ok(SessionList {

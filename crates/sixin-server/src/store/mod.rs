@@ -339,8 +339,8 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
     /// Sessions with `session_ts > since`, newest first.
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>>;
-    /// The system accounts `owner` has sessions with: (system_msg_type, mid).
-    async fn system_sessions(&self, owner: u64) -> Result<Vec<(u8, u64)>>;
+    /// Which of `talkers` `owner` has a (visible) session with.
+    async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>>;
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>>;
 
     /// Moves the read mark to `min(ack, max_seqno)` (or the max when `None`) unless it is
@@ -398,6 +398,9 @@ pub trait Store: Send + Sync + 'static {
         first_us: i64,
         key_of: &(dyn Fn() -> u64 + Send + Sync),
     ) -> Result<()>;
+
+    /// Refreshes the planner's statistics (after bulk loads).
+    async fn analyze(&self) -> Result<()>;
 
     /// Liveness probe of the database.
     async fn ping(&self) -> Result<()>;

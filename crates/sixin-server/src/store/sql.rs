@@ -869,23 +869,21 @@ impl Store for SqlStore {
         Ok(rows.iter().map(decode_session).collect::<std::result::Result<_, _>>()?)
     }
 
-    async fn system_sessions(&self, owner: u64) -> Result<Vec<(u8, u64)>> {
-        let rows = sqlx::query(
-            "SELECT u.system_msg_type, u.mid AS talker_id FROM users u WHERE u.system_msg_type > 0 \
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.owner = $1 AND s.session_type = 1 \
-             AND s.talker_id = u.mid AND s.last_seqno > 0) ORDER BY u.system_msg_type",
-        )
-        .bind(i(owner))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("system_msg_type")? as u8,
-                    u(r.try_get("talker_id")?),
-                ))
-            })
-            .collect()
+    async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
+        if talkers.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Primary-key lookups only, whatever plan a prepared statement settles on.
+        let sql = format!(
+            "SELECT s.talker_id FROM sessions s WHERE s.owner = $1 AND s.session_type = 1 \
+             AND s.talker_id IN ({}) AND s.last_seqno > 0",
+            placeholders(2, talkers.len())
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(i(owner));
+        for t in talkers {
+            q = q.bind(i(*t));
+        }
+        Ok(q.fetch_all(&self.read).await?.into_iter().map(u).collect())
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
@@ -1531,6 +1529,15 @@ impl Store for SqlStore {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn analyze(&self) -> Result<()> {
+        let sql = match self.backend {
+            Backend::Postgres => "ANALYZE",
+            Backend::Sqlite => "PRAGMA optimize",
+        };
+        sqlx::query(sql).execute(&self.write).await?;
         Ok(())
     }
 
