@@ -30,6 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{id}/dissolve", post(dissolve_group))
 }
 
+/// The JSON answer of an admin request: the value, or the error response already made.
+fn answer<T: serde::Serialize>(r: Result<T, Response>) -> Response {
+    match r {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(resp) => resp,
+    }
+}
+
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
     json_response(status, &json!({"error": msg.into()}))
 }
@@ -83,10 +91,7 @@ async fn create_user(State(svc): State<AppState>, headers: HeaderMap, raw: axum:
         svc.create_user(req).await.map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(login) => json_response(StatusCode::OK, &login),
-        Err(resp) => resp,
-    }
+    answer(r)
 }
 
 async fn get_user(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
@@ -105,10 +110,7 @@ async fn get_user(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Pa
         }))
     }
     .await;
-    match r {
-        Ok(v) => json_response(StatusCode::OK, &v),
-        Err(resp) => resp,
-    }
+    answer(r)
 }
 
 async fn create_login(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
@@ -117,10 +119,7 @@ async fn create_login(State(svc): State<AppState>, headers: HeaderMap, Path(mid)
         svc.create_login(mid_of(&mid)?).await.map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(login) => json_response(StatusCode::OK, &login),
-        Err(resp) => resp,
-    }
+    answer(r)
 }
 
 async fn revoke_logins(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
@@ -129,10 +128,7 @@ async fn revoke_logins(State(svc): State<AppState>, headers: HeaderMap, Path(mid
         svc.revoke_logins(mid_of(&mid)?).await.map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(n) => json_response(StatusCode::OK, &json!({ "revoked": n })),
-        Err(resp) => resp,
-    }
+    answer(r.map(|n| json!({ "revoked": n })))
 }
 
 #[derive(Deserialize)]
@@ -200,10 +196,7 @@ async fn system_message(State(svc): State<AppState>, headers: HeaderMap, raw: ax
             .map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(m) => json_response(StatusCode::OK, &m.msg),
-        Err(resp) => resp,
-    }
+    answer(r.map(|m| m.msg))
 }
 
 async fn get_clock(State(svc): State<AppState>, headers: HeaderMap) -> Response {
@@ -275,10 +268,7 @@ async fn get_settings(State(svc): State<AppState>, headers: HeaderMap, Path(mid)
         settings_json(&svc, mid_of(&mid)?).await
     }
     .await;
-    match r {
-        Ok(v) => json_response(StatusCode::OK, &v),
-        Err(resp) => resp,
-    }
+    answer(r)
 }
 
 /// Privacy, the spam flag and auto-replies of a user; absent fields stay as they are.
@@ -317,10 +307,7 @@ async fn put_settings(
         settings_json(&svc, mid).await
     }
     .await;
-    match r {
-        Ok(v) => json_response(StatusCode::OK, &v),
-        Err(resp) => resp,
-    }
+    answer(r)
 }
 
 async fn get_maintenance(State(svc): State<AppState>, headers: HeaderMap) -> Response {
@@ -329,10 +316,7 @@ async fn get_maintenance(State(svc): State<AppState>, headers: HeaderMap) -> Res
         svc.in_maintenance().await.map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(on) => json_response(StatusCode::OK, &json!({ "maintenance": on })),
-        Err(resp) => resp,
-    }
+    answer(r.map(|on| json!({ "maintenance": on })))
 }
 
 #[derive(Deserialize)]
@@ -351,10 +335,7 @@ async fn put_maintenance(State(svc): State<AppState>, headers: HeaderMap, raw: a
         svc.in_maintenance().await.map_err(domain_err)
     }
     .await;
-    match r {
-        Ok(on) => json_response(StatusCode::OK, &json!({ "maintenance": on })),
-        Err(resp) => resp,
-    }
+    answer(r.map(|on| json!({ "maintenance": on })))
 }
 
 fn group_err(e: DomainError) -> Response {
@@ -364,12 +345,6 @@ fn group_err(e: DomainError) -> Response {
     }
 }
 
-fn group_answer(r: Result<crate::domain::groups::GroupInfo, Response>) -> Response {
-    match r {
-        Ok(g) => json_response(StatusCode::OK, &g),
-        Err(resp) => resp,
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -383,7 +358,7 @@ struct GroupBody {
 }
 
 async fn create_group(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             let b: GroupBody = body(&raw)?;
@@ -394,7 +369,7 @@ async fn create_group(State(svc): State<AppState>, headers: HeaderMap, raw: axum
 }
 
 async fn get_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             svc.group_info(mid_of(&id)?).await.map_err(group_err)
@@ -415,7 +390,7 @@ async fn add_member(
     Path(id): Path<String>,
     raw: axum::body::Bytes,
 ) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             let b: MemberBody = body(&raw)?;
@@ -430,7 +405,7 @@ async fn remove_member(
     headers: HeaderMap,
     Path((id, mid)): Path<(String, String)>,
 ) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             svc.leave_group(mid_of(&id)?, mid_of(&mid)?).await.map_err(group_err)
@@ -440,7 +415,7 @@ async fn remove_member(
 }
 
 async fn freeze_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             svc.freeze_group(mid_of(&id)?).await.map_err(group_err)
@@ -450,7 +425,7 @@ async fn freeze_group(State(svc): State<AppState>, headers: HeaderMap, Path(id):
 }
 
 async fn dissolve_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    group_answer(
+    answer(
         async {
             authorize(&svc, &headers)?;
             svc.dissolve_group(mid_of(&id)?).await.map_err(group_err)

@@ -873,13 +873,14 @@ impl Store for SqlStore {
         if talkers.is_empty() {
             return Ok(Vec::new());
         }
-        // Primary-key lookups only, whatever plan a prepared statement settles on.
+        // Not a cached prepared statement: PostgreSQL's generic plan for it, tuned to owners
+        // with a handful of sessions, scans every session of an owner with thousands.
         let sql = format!(
             "SELECT s.talker_id FROM sessions s WHERE s.owner = $1 AND s.session_type = 1 \
              AND s.talker_id IN ({}) AND s.last_seqno > 0",
             placeholders(2, talkers.len())
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(i(owner));
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).persistent(false).bind(i(owner));
         for t in talkers {
             q = q.bind(i(*t));
         }

@@ -7,27 +7,6 @@ use serde_json::{json, Value};
 use crate::wire::{parse, raw};
 use crate::*;
 
-/// Runs `async fn $name(s: &Server)` on both backends with a config tweak.
-macro_rules! scenario_with {
-    ($name:ident, $tweak:expr) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let s = $crate::Server::start_sqlite_with($tweak).await;
-                super::$name(&s).await;
-                s.finish().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(s) = $crate::Server::start_postgres_with($tweak).await else {
-                    return;
-                };
-                super::$name(&s).await;
-                s.finish().await;
-            }
-        }
-    };
-}
 
 const CARDS: &str = "/account/v1/user/cards";
 const USER_INFOS: &str = "/x/im/user_infos";

@@ -11,16 +11,28 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 #[macro_export]
 macro_rules! scenario {
     ($name:ident) => {
+        $crate::scenario_with!($name, |_| {});
+    };
+}
+
+/// The same, on servers whose configuration `$tweak` (a `FnOnce(&mut Config)`) adjusts.
+#[macro_export]
+macro_rules! scenario_with {
+    ($name:ident, $tweak:expr) => {
         mod $name {
+            // The tweak may name a function of the scenario's module.
+            #[allow(unused_imports)]
+            use super::*;
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let s = $crate::Server::start_sqlite().await;
+                let s = $crate::Server::start_sqlite_with($tweak).await;
                 super::$name(&s).await;
                 s.finish().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(s) = $crate::Server::start_postgres().await else {
+                let Some(s) = $crate::Server::start_postgres_with($tweak).await else {
                     return;
                 };
                 super::$name(&s).await;

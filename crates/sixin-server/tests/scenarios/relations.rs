@@ -47,27 +47,6 @@ const SYS_PIC: &str =
 
 const IMAGE: &str = r#"{"url":"https://i0.hdslb.com/bfs/im/a1b2c3.png","height":100,"width":100,"imageType":"png","original":1,"size":12.5}"#;
 
-/// Declares a scenario run on a server whose configuration `$tweak` adjusted, on both backends.
-macro_rules! scenario_with {
-    ($name:ident, $tweak:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let s = $crate::Server::start_sqlite_with(super::$tweak).await;
-                super::$name(&s).await;
-                s.finish().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(s) = $crate::Server::start_postgres_with(super::$tweak).await else {
-                    return;
-                };
-                super::$name(&s).await;
-                s.finish().await;
-            }
-        }
-    };
-}
 
 // ---- helpers ----
 
