@@ -140,10 +140,22 @@ fn now_secs() -> u64 {
 
 impl Client {
     fn get<'a>(host: Host, path: &'a str, query: Vec<(String, String)>) -> Req<'a> {
-        Req { host, path, query, form: None, sign: false }
+        Req {
+            host,
+            path,
+            query,
+            form: None,
+            sign: false,
+        }
     }
     fn post<'a>(host: Host, path: &'a str, form: Vec<(String, String)>) -> Req<'a> {
-        Req { host, path, query: Vec::new(), form: Some(form), sign: false }
+        Req {
+            host,
+            path,
+            query: Vec::new(),
+            form: Some(form),
+            sign: false,
+        }
     }
 
     pub async fn single_unread(&self, q: UnreadQuery) -> Result<SingleUnread> {
@@ -164,7 +176,12 @@ impl Client {
 
     pub async fn my_group_unread(&self) -> Result<GroupUnread> {
         let p = format!("{SESSION_SVR}/my_group_unread");
-        self.call(Client::get(Host::Vc, &p, vec![kv("build", 0), kv("mobi_app", "web")])).await
+        self.call(Client::get(
+            Host::Vc,
+            &p,
+            vec![kv("build", 0), kv("mobi_app", "web")],
+        ))
+        .await
     }
 
     pub async fn get_sessions(&self, q: SessionsQuery) -> Result<SessionList> {
@@ -192,7 +209,12 @@ impl Client {
         self.call(Client::get(
             Host::Vc,
             &p,
-            vec![kv("begin_ts", begin_ts), kv("size", size), kv("build", 0), kv("mobi_app", "web")],
+            vec![
+                kv("begin_ts", begin_ts),
+                kv("size", size),
+                kv("build", 0),
+                kv("mobi_app", "web"),
+            ],
         ))
         .await
     }
@@ -202,7 +224,12 @@ impl Client {
         self.call(Client::get(
             Host::Vc,
             &p,
-            vec![kv("talker_id", talker_id), kv("session_type", session_type), kv("build", 0), kv("mobi_app", "web")],
+            vec![
+                kv("talker_id", talker_id),
+                kv("session_type", session_type),
+                kv("build", 0),
+                kv("mobi_app", "web"),
+            ],
         ))
         .await
     }
@@ -288,7 +315,13 @@ impl Client {
                     continue;
                 }
                 // No usable answer: the message may or may not have been stored.
-                Err(e @ (Error::Transport(_) | Error::Http { status: 500..=599, .. } | Error::Decode(_))) => {
+                Err(
+                    e @ (Error::Transport(_)
+                    | Error::Http {
+                        status: 500..=599, ..
+                    }
+                    | Error::Decode(_)),
+                ) => {
                     // A connection that could not be made carried nothing; anything else may
                     // have been stored.
                     let unsent = matches!(&e, Error::Transport(t) if t.is_connect());
@@ -326,7 +359,11 @@ impl Client {
     }
 
     fn attribute(&self, key: u64) {
-        let mut a = self.inner.attributed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = self
+            .inner
+            .attributed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         a.push(key);
         if a.len() > 1024 {
             a.drain(..512);
@@ -335,7 +372,12 @@ impl Client {
 
     /// Looks for the message a lost send may have stored: the caller's newest message in the
     /// conversation (automatic ones such as the one-message tip aside), if it is this one.
-    async fn reconcile(&self, m: &OutgoingMessage, mid: u64, since: u64) -> Result<Option<SendResult>> {
+    async fn reconcile(
+        &self,
+        m: &OutgoingMessage,
+        mid: u64,
+        since: u64,
+    ) -> Result<Option<SendResult>> {
         // Without `mobi_app=web`, texts come back as stored (no emoji name conversion).
         let mut req = Client::fetch_req(FetchQuery {
             talker_id: m.receiver_id,
@@ -350,11 +392,17 @@ impl Client {
             .messages
             .unwrap_or_default()
             .into_iter()
-            .find(|msg: &Message| msg.sender_uid == mid && matches!(msg.msg_type, 1 | 2 | 5) && msg.msg_source != 18);
+            .find(|msg: &Message| {
+                msg.sender_uid == mid && matches!(msg.msg_type, 1 | 2 | 5) && msg.msg_source != 18
+            });
         let Some(msg) = newest_mine else {
             return Ok(None);
         };
-        let mut taken = self.inner.attributed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = self
+            .inner
+            .attributed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let hit = msg.msg_type == m.msg_type
             && same_content(&msg.content, &m.content)
             // Allow for a server clock a little behind ours.
@@ -382,11 +430,17 @@ impl Client {
 
     /// Recalls one of the caller's messages in the conversation with `talker_id`.
     pub async fn recall(&self, talker_id: u64, msg_key: u64) -> Result<SendResult> {
-        self.send(&OutgoingMessage::recall(talker_id, msg_key)).await
+        self.send(&OutgoingMessage::recall(talker_id, msg_key))
+            .await
     }
 
     /// Marks the conversation read up to `ack_seqno` (`None`: everything).
-    pub async fn update_ack(&self, talker_id: u64, session_type: u8, ack_seqno: Option<u64>) -> Result<()> {
+    pub async fn update_ack(
+        &self,
+        talker_id: u64,
+        session_type: u8,
+        ack_seqno: Option<u64>,
+    ) -> Result<()> {
         let p = format!("{SESSION_SVR}/update_ack");
         let _: Empty = self
             .call(Client::post(
@@ -395,7 +449,10 @@ impl Client {
                 vec![
                     kv("talker_id", talker_id),
                     kv("session_type", session_type),
-                    kv("ack_seqno", ack_seqno.map(|a| a.to_string()).unwrap_or_default()),
+                    kv(
+                        "ack_seqno",
+                        ack_seqno.map(|a| a.to_string()).unwrap_or_default(),
+                    ),
                     kv("build", 0),
                     kv("mobi_app", "web"),
                 ],
@@ -413,29 +470,46 @@ impl Client {
     }
 
     pub async fn remove_session(&self, talker_id: u64, session_type: u8) -> Result<()> {
-        self.session_post("remove_session", vec![kv("talker_id", talker_id), kv("session_type", session_type)])
-            .await
+        self.session_post(
+            "remove_session",
+            vec![kv("talker_id", talker_id), kv("session_type", session_type)],
+        )
+        .await
     }
 
     pub async fn set_top(&self, talker_id: u64, session_type: u8, pinned: bool) -> Result<()> {
         self.session_post(
             "set_top",
-            vec![kv("talker_id", talker_id), kv("session_type", session_type), kv("op_type", if pinned { 0 } else { 1 })],
+            vec![
+                kv("talker_id", talker_id),
+                kv("session_type", session_type),
+                kv("op_type", if pinned { 0 } else { 1 }),
+            ],
         )
         .await
     }
 
     /// `status` 0 releases an intercepted session (and trusts it), 1 intercepts it.
-    pub async fn update_intercept(&self, talker_id: u64, session_type: u8, intercept: bool) -> Result<()> {
+    pub async fn update_intercept(
+        &self,
+        talker_id: u64,
+        session_type: u8,
+        intercept: bool,
+    ) -> Result<()> {
         self.session_post(
             "update_intercept",
-            vec![kv("talker_id", talker_id), kv("session_type", session_type), kv("status", u8::from(intercept))],
+            vec![
+                kv("talker_id", talker_id),
+                kv("session_type", session_type),
+                kv("status", u8::from(intercept)),
+            ],
         )
         .await
     }
 
     pub async fn batch_update_dustbin_ack(&self) -> Result<()> {
-        self.session_post("batch_update_dustbin_ack", Vec::new()).await
+        self.session_post("batch_update_dustbin_ack", Vec::new())
+            .await
     }
 
     pub async fn batch_rm_dustbin(&self) -> Result<()> {
@@ -445,7 +519,11 @@ impl Client {
     /// Do-not-disturb towards a user (`group = false`) or a fan group.
     pub async fn set_msg_dnd(&self, id: u64, group: bool, on: bool) -> Result<()> {
         let p = format!("{LINK_SETTING}/set_msg_dnd");
-        let mut form = vec![kv("setting", u8::from(on)), kv("build", 0), kv("mobi_app", "web")];
+        let mut form = vec![
+            kv("setting", u8::from(on)),
+            kv("build", 0),
+            kv("mobi_app", "web"),
+        ];
         form.push(kv(if group { "dnd_group_id" } else { "dnd_uid" }, id));
         if let Ok(mid) = self.mid() {
             form.push(kv("uid", mid));
@@ -457,7 +535,12 @@ impl Client {
     pub async fn get_msg_dnd(&self, uids: &[u64], group_ids: &[u64]) -> Result<MsgDnd> {
         let p = format!("{LINK_SETTING}/get_msg_dnd");
         let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        let mut q = vec![kv("uids_str", join(uids)), kv("group_ids_str", join(group_ids)), kv("build", 0), kv("mobi_app", "web")];
+        let mut q = vec![
+            kv("uids_str", join(uids)),
+            kv("group_ids_str", join(group_ids)),
+            kv("build", 0),
+            kv("mobi_app", "web"),
+        ];
         if let Ok(mid) = self.mid() {
             q.push(kv("own_uid", mid));
         }
@@ -470,7 +553,12 @@ impl Client {
             .call(Client::post(
                 Host::Vc,
                 &p,
-                vec![kv("talker_uid", talker_uid), kv("setting", setting), kv("build", 0), kv("mobi_app", "web")],
+                vec![
+                    kv("talker_uid", talker_uid),
+                    kv("setting", setting),
+                    kv("build", 0),
+                    kv("mobi_app", "web"),
+                ],
             ))
             .await?;
         Ok(())
@@ -478,20 +566,42 @@ impl Client {
 
     pub async fn get_session_ss(&self, talker_uid: u64) -> Result<SessionSettings> {
         let p = format!("{LINK_SETTING}/get_session_ss");
-        self.call(Client::get(Host::Vc, &p, vec![kv("talker_uid", talker_uid), kv("build", 0), kv("mobi_app", "web")]))
-            .await
+        self.call(Client::get(
+            Host::Vc,
+            &p,
+            vec![
+                kv("talker_uid", talker_uid),
+                kv("build", 0),
+                kv("mobi_app", "web"),
+            ],
+        ))
+        .await
     }
 
     pub async fn is_limit(&self, uid: u64, kind: u8) -> Result<IsLimit> {
         let p = format!("{LINK_SETTING}/is_limit");
-        self.call(Client::get(Host::Vc, &p, vec![kv("uid", uid), kv("type", kind), kv("build", 0), kv("mobi_app", "web")]))
-            .await
+        self.call(Client::get(
+            Host::Vc,
+            &p,
+            vec![
+                kv("uid", uid),
+                kv("type", kind),
+                kv("build", 0),
+                kv("mobi_app", "web"),
+            ],
+        ))
+        .await
     }
 
     /// The system settings object, as returned.
     pub async fn get_sys_setting(&self) -> Result<Value> {
         let p = format!("{LINK_SETTING}/get_sys_setting");
-        self.call(Client::get(Host::Vc, &p, vec![kv("build", 0), kv("mobi_app", "web")])).await
+        self.call(Client::get(
+            Host::Vc,
+            &p,
+            vec![kv("build", 0), kv("mobi_app", "web")],
+        ))
+        .await
     }
 
     /// `nav` answers -101 with data when logged out; that is not an error here.
@@ -502,7 +612,12 @@ impl Client {
             let err = match self.pace_nav(req).await {
                 Ok(nav) => return Ok(nav),
                 Err(e @ Error::Transport(_)) => e,
-                Err(e @ Error::Api { code: 21020 | -412 | -509, .. }) => e,
+                Err(
+                    e @ Error::Api {
+                        code: 21020 | -412 | -509,
+                        ..
+                    },
+                ) => e,
                 Err(e) => return Err(e),
             };
             if attempt >= self.inner.max_retries {
@@ -521,24 +636,52 @@ impl Client {
         if let Some(c) = self.credentials() {
             rb = rb.header(reqwest::header::COOKIE, c.cookie_header());
         }
-        let text = rb.send().await.map_err(Error::Transport)?.text().await.map_err(Error::Transport)?;
+        let text = rb
+            .send()
+            .await
+            .map_err(Error::Transport)?
+            .text()
+            .await
+            .map_err(Error::Transport)?;
         let env: sixin_proto::Envelope<Nav> =
             serde_json::from_str(&text).map_err(|e| Error::Decode(format!("nav: {e}")))?;
-        env.data.into_option().ok_or(Error::Api { code: env.code, message: env.message })
+        env.data.into_option().ok_or(Error::Api {
+            code: env.code,
+            message: env.message,
+        })
     }
 
     pub async fn myinfo(&self) -> Result<MyInfo> {
-        self.call(Client::get(Host::Api, "/x/space/myinfo", Vec::new())).await
+        self.call(Client::get(Host::Api, "/x/space/myinfo", Vec::new()))
+            .await
     }
 
     pub async fn user_cards(&self, uids: &[u64]) -> Result<Vec<UserCard>> {
-        let list = uids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        self.call(Client::get(Host::Vc, "/account/v1/user/cards", vec![kv("uids", list)])).await
+        let list = uids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.call(Client::get(
+            Host::Vc,
+            "/account/v1/user/cards",
+            vec![kv("uids", list)],
+        ))
+        .await
     }
 
     pub async fn user_infos(&self, uids: &[u64]) -> Result<Vec<ImUserInfo>> {
-        let list = uids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        self.call(Client::get(Host::Vc, "/x/im/user_infos", vec![kv("uids", list)])).await
+        let list = uids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.call(Client::get(
+            Host::Vc,
+            "/x/im/user_infos",
+            vec![kv("uids", list)],
+        ))
+        .await
     }
 
     pub async fn relation_modify(&self, fid: u64, act: RelationAct) -> Result<()> {
@@ -553,7 +696,12 @@ impl Client {
     }
 
     /// A page-by-page walk through a whole conversation (see [`crate::HistoryPager`]).
-    pub fn history(&self, talker_id: u64, session_type: u8, direction: crate::Direction) -> crate::HistoryPager {
+    pub fn history(
+        &self,
+        talker_id: u64,
+        session_type: u8,
+        direction: crate::Direction,
+    ) -> crate::HistoryPager {
         crate::HistoryPager::new(self.clone(), talker_id, session_type, direction)
     }
 }
@@ -563,7 +711,10 @@ fn same_content(stored: &str, sent: &str) -> bool {
     if stored == sent {
         return true;
     }
-    match (serde_json::from_str::<Value>(stored), serde_json::from_str::<Value>(sent)) {
+    match (
+        serde_json::from_str::<Value>(stored),
+        serde_json::from_str::<Value>(sent),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
@@ -579,15 +730,24 @@ mod tests {
             let d = dev_id();
             assert_eq!(d.len(), 36, "{d}");
             let parts: Vec<&str> = d.split('-').collect();
-            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12]);
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                vec![8, 4, 4, 4, 12]
+            );
             assert!(parts[2].starts_with('4'));
-            assert!(matches!(parts[3].chars().next(), Some('8' | '9' | 'A' | 'B')), "{d}");
+            assert!(
+                matches!(parts[3].chars().next(), Some('8' | '9' | 'A' | 'B')),
+                "{d}"
+            );
         }
     }
 
     #[test]
     fn content_comparison() {
-        assert!(same_content("{\"content\":\"a\"}", "{ \"content\": \"a\" }"));
+        assert!(same_content(
+            "{\"content\":\"a\"}",
+            "{ \"content\": \"a\" }"
+        ));
         assert!(!same_content("{\"content\":\"a\"}", "{\"content\":\"b\"}"));
         assert!(same_content("123", "123"));
     }

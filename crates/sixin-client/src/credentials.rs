@@ -45,7 +45,11 @@ impl Credentials {
             ),
             _ => None,
         };
-        Ok(Credentials { sessdata, bili_jct, mid })
+        Ok(Credentials {
+            sessdata,
+            bili_jct,
+            mid,
+        })
     }
 
     /// From a Netscape `cookies.txt` (as browser extensions and curl write it). Cookies of
@@ -73,7 +77,8 @@ impl Credentials {
             }
         }
         Ok(Credentials {
-            sessdata: sessdata.ok_or_else(|| Error::Config("no SESSDATA cookie in the cookies file".into()))?,
+            sessdata: sessdata
+                .ok_or_else(|| Error::Config("no SESSDATA cookie in the cookies file".into()))?,
             bili_jct,
             mid,
         })
@@ -109,7 +114,10 @@ mod tests {
             .bilibili.com\tTRUE\t/\tFALSE\t1800000000\tbuvid3\tx\n";
         let c = Credentials::from_cookies_txt(text).unwrap();
         assert_eq!(c.sessdata, "abc%2C123%2Cdef");
-        assert_eq!(c.bili_jct.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            c.bili_jct.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
         assert_eq!(c.mid, Some(425503913));
         assert_eq!(
             c.cookie_header(),

@@ -129,8 +129,10 @@ impl ClientBuilder {
     }
 
     pub fn build(self) -> Result<Client> {
-        let vc = Url::parse(&self.vc).map_err(|e| Error::Config(format!("bad base URL {}: {e}", self.vc)))?;
-        let api = Url::parse(&self.api).map_err(|e| Error::Config(format!("bad base URL {}: {e}", self.api)))?;
+        let vc = Url::parse(&self.vc)
+            .map_err(|e| Error::Config(format!("bad base URL {}: {e}", self.vc)))?;
+        let api = Url::parse(&self.api)
+            .map_err(|e| Error::Config(format!("bad base URL {}: {e}", self.api)))?;
         let official = vc.host_str().is_some_and(|h| h.ends_with("bilibili.com"))
             || api.host_str().is_some_and(|h| h.ends_with("bilibili.com"));
         let min_interval = self.min_interval.unwrap_or(if official {
@@ -293,7 +295,10 @@ impl Client {
     }
 
     fn cookie_header(&self) -> Option<String> {
-        self.inner.credentials.as_ref().map(Credentials::cookie_header)
+        self.inner
+            .credentials
+            .as_ref()
+            .map(Credentials::cookie_header)
     }
 
     /// One HTTP exchange; transport failures are returned as errors, not retried.
@@ -301,7 +306,11 @@ impl Client {
         let mut url = self.url(req.host, req.path)?;
         let mut query = req.query.clone();
         // The key first: fetching it is a request of its own (paced in turn).
-        let key = if self.signs(req) { Some(self.wbi_mixin_key().await?) } else { None };
+        let key = if self.signs(req) {
+            Some(self.wbi_mixin_key().await?)
+        } else {
+            None
+        };
         self.pace().await;
         if let Some(key) = key {
             let wts = std::time::SystemTime::now()
@@ -312,7 +321,8 @@ impl Client {
             url.set_query(Some(&signed));
             query.clear();
         } else if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let mut rb = match &req.form {
             Some(form) => {
@@ -322,7 +332,9 @@ impl Client {
                     .credentials
                     .as_ref()
                     .and_then(|c| c.bili_jct.clone())
-                    .ok_or_else(|| Error::Config("a POST needs bili_jct (the CSRF token)".into()))?;
+                    .ok_or_else(|| {
+                        Error::Config("a POST needs bili_jct (the CSRF token)".into())
+                    })?;
                 form.push(("csrf".into(), csrf.clone()));
                 form.push(("csrf_token".into(), csrf));
                 self.inner.http.post(url).form(&form)
@@ -338,10 +350,17 @@ impl Client {
         let env: Envelope<serde_json::Value> = match serde_json::from_str(&text) {
             Ok(e) => e,
             Err(_) if !status.is_success() => {
-                let err = Error::Http { status: status.as_u16(), body: truncate(&text) };
+                let err = Error::Http {
+                    status: status.as_u16(),
+                    body: truncate(&text),
+                };
                 // 412 / 429 without an envelope: turned away at the gate (nothing was done),
                 // back off like -412.
-                return if matches!(status.as_u16(), 412 | 429) { Ok(Attempt::Retry(err)) } else { Err(err) };
+                return if matches!(status.as_u16(), 412 | 429) {
+                    Ok(Attempt::Retry(err))
+                } else {
+                    Err(err)
+                };
             }
             Err(e) => return Err(Error::Decode(format!("{e}: {}", truncate(&text)))),
         };
@@ -351,7 +370,10 @@ impl Client {
                 (m, Some(alt)) if m.is_empty() => alt.clone(),
                 (m, _) => m.clone(),
             };
-            let err = Error::Api { code: env.code, message };
+            let err = Error::Api {
+                code: env.code,
+                message,
+            };
             return Ok(if matches!(env.code, 21020 | -412 | -509) {
                 Attempt::Retry(err)
             } else {
@@ -359,8 +381,8 @@ impl Client {
             });
         }
         // Decode the data from the same text so big numbers never pass through a float.
-        let typed: Envelope<T> =
-            serde_json::from_str(&text).map_err(|e| Error::Decode(format!("{e}: {}", truncate(&text))))?;
+        let typed: Envelope<T> = serde_json::from_str(&text)
+            .map_err(|e| Error::Decode(format!("{e}: {}", truncate(&text))))?;
         match typed.data {
             Data::Value(v) => Ok(Attempt::Done(v)),
             _ => serde_json::from_value(serde_json::Value::Null)
@@ -397,13 +419,19 @@ impl Client {
             let err = match r {
                 Ok(Attempt::Done(v)) => return Ok(v),
                 Ok(Attempt::Retry(e)) => e,
-                Err(Error::Api { code: -403, .. }) if !wbi_retried && self.wbi_refused(signed).await => {
+                Err(Error::Api { code: -403, .. })
+                    if !wbi_retried && self.wbi_refused(signed).await =>
+                {
                     wbi_retried = true;
                     continue;
                 }
                 // A read may always be repeated; a POST whose answer was lost is not.
                 Err(e @ Error::Transport(_)) if req.form.is_none() => e,
-                Err(e @ Error::Http { status: 500..=599, .. }) if req.form.is_none() => e,
+                Err(
+                    e @ Error::Http {
+                        status: 500..=599, ..
+                    },
+                ) if req.form.is_none() => e,
                 Err(e) => return Err(e),
             };
             if attempt >= self.inner.max_retries {

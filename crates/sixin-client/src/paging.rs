@@ -26,7 +26,12 @@ pub struct HistoryPager {
 }
 
 impl HistoryPager {
-    pub(crate) fn new(client: Client, talker_id: u64, session_type: u8, direction: Direction) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        talker_id: u64,
+        session_type: u8,
+        direction: Direction,
+    ) -> Self {
         let cursor = match direction {
             Direction::Backward => None,
             Direction::ForwardFrom(s) => Some(s),
@@ -55,7 +60,10 @@ impl HistoryPager {
             None => Ok(None),
             Some(raw) => raw
                 .into_iter()
-                .map(|v| serde_json::from_value(v).map_err(|e| crate::Error::Decode(format!("message: {e}"))))
+                .map(|v| {
+                    serde_json::from_value(v)
+                        .map_err(|e| crate::Error::Decode(format!("message: {e}")))
+                })
                 .collect::<Result<Vec<Message>>>()
                 .map(Some),
         }
@@ -73,7 +81,11 @@ impl HistoryPager {
                 talker_id: self.talker_id,
                 session_type: self.session_type,
                 size: self.page_size,
-                begin_seqno: if forward { Some(self.cursor.unwrap_or(0)) } else { None },
+                begin_seqno: if forward {
+                    Some(self.cursor.unwrap_or(0))
+                } else {
+                    None
+                },
                 end_seqno: if forward { None } else { self.cursor },
             })
             .await?;
@@ -81,7 +93,10 @@ impl HistoryPager {
             Some(serde_json::Value::Array(a)) => a.clone(),
             _ => Vec::new(),
         };
-        let has_more = page.get("has_more").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let has_more = page
+            .get("has_more")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         if msgs.is_empty() {
             self.done = true;
             return Ok(None);
@@ -89,7 +104,10 @@ impl HistoryPager {
         if forward {
             msgs.reverse();
         }
-        self.cursor = msgs.last().and_then(|m| m.get("msg_seqno")).and_then(serde_json::Value::as_u64);
+        self.cursor = msgs
+            .last()
+            .and_then(|m| m.get("msg_seqno"))
+            .and_then(serde_json::Value::as_u64);
         if has_more == 0 || self.cursor.is_none() {
             self.done = true;
         }

@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn recall_targets() {
-        assert_eq!(parse_recall_target("7345551441311046575"), Some(7345551441311046575));
+        assert_eq!(
+            parse_recall_target("7345551441311046575"),
+            Some(7345551441311046575)
+        );
         assert_eq!(parse_recall_target("\"42\""), Some(42));
         assert_eq!(parse_recall_target("{\"content\":\"1\"}"), Some(1));
         assert_eq!(parse_recall_target("abc"), None);

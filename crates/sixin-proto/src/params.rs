@@ -34,7 +34,11 @@ impl Params {
     /// The value of `key`; when a name repeats, the last one wins (so the body overrides the
     /// query string).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, treating an empty (or blank) value as absent.
@@ -97,7 +101,10 @@ mod tests {
 
     #[test]
     fn literal_bracket_names_and_last_wins() {
-        let mut p = Params::parse_urlencoded(b"msg%5Bcontent%5D=%7B%22content%22%3A%22hi%22%7D&msg[receiver_type]+=1&a=1").unwrap();
+        let mut p = Params::parse_urlencoded(
+            b"msg%5Bcontent%5D=%7B%22content%22%3A%22hi%22%7D&msg[receiver_type]+=1&a=1",
+        )
+        .unwrap();
         p.extend([("a".to_string(), "2".to_string())]);
         assert_eq!(p.get("msg[content]"), Some("{\"content\":\"hi\"}"));
         assert_eq!(p.get("msg[receiver_type]"), Some("1"));

@@ -17,7 +17,10 @@ fn read(name: &str) -> String {
     if name == "response-fetch_session_msgs.json" {
         // The published example has a trailing comma after the last message (see INDEX.md).
         let fixed = text.replacen("\n\n      },\n    ],", "\n\n      }\n    ],", 1);
-        assert_ne!(fixed, text, "the known trailing comma is gone; update this fix-up");
+        assert_ne!(
+            fixed, text,
+            "the known trailing comma is gone; update this fix-up"
+        );
         return fixed;
     }
     text
@@ -70,7 +73,10 @@ fn every_response_file_is_covered() {
             n.to_string_lossy().starts_with("response-")
         })
         .count();
-    assert_eq!(n, covered, "a new response example needs a round trip above");
+    assert_eq!(
+        n, covered,
+        "a new response example needs a round trip above"
+    );
 }
 
 #[test]
@@ -89,7 +95,10 @@ fn big_numbers_are_exact() {
         e_infos: None,
     };
     let text = serde_json::to_string(&empty).unwrap();
-    assert!(text.contains("\"min_seqno\":18446744073709551615"), "{text}");
+    assert!(
+        text.contains("\"min_seqno\":18446744073709551615"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -97,7 +106,9 @@ fn contents_round_trip() {
     let mut seen = 0;
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let Some(t) = name.strip_prefix("content-msg_type-").and_then(|s| s.strip_suffix(".json"))
+        let Some(t) = name
+            .strip_prefix("content-msg_type-")
+            .and_then(|s| s.strip_suffix(".json"))
         else {
             continue;
         };
@@ -105,7 +116,10 @@ fn contents_round_trip() {
         let text = read(&name);
         let original: Value = serde_json::from_str(&text).unwrap();
         let parsed = Content::parse(msg_type, &text).unwrap_or_else(|| panic!("{name}"));
-        assert!(!matches!(parsed, Content::Other(_)), "{name} did not parse as its own type");
+        assert!(
+            !matches!(parsed, Content::Other(_)),
+            "{name} did not parse as its own type"
+        );
         let back: Value = serde_json::from_str(&parsed.to_json()).unwrap();
         assert_eq!(back, original, "{name}");
         seen += 1;

@@ -22,7 +22,11 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("opening the database")?;
     let clock = Arc::new(Clock::new());
-    let instance = format!("{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 8]>()));
+    let instance = format!(
+        "{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 8]>())
+    );
     let node = store
         .lease_node_id(&instance, clock.now_ms(), NODE_LEASE_MS)
         .await
@@ -35,7 +39,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis((NODE_LEASE_MS / 3) as u64)).await;
-                if let Err(e) = store.renew_node_id(node, &instance, clock.now_ms(), NODE_LEASE_MS).await {
+                if let Err(e) = store
+                    .renew_node_id(node, &instance, clock.now_ms(), NODE_LEASE_MS)
+                    .await
+                {
                     tracing::warn!(error = %e, "renewing the node id lease failed");
                 }
             }
@@ -47,8 +54,16 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             .with_context(|| format!("reading {}", config.emoji_file))?;
         emoji.extend(Catalog::from_json(&text).context("parsing the emoji file")?);
     }
-    let svc = Service::new(store, clock, Arc::new(config), Arc::new(KeyGen::new(node)), emoji);
-    svc.ensure_system_accounts().await.context("creating system accounts")?;
+    let svc = Service::new(
+        store,
+        clock,
+        Arc::new(config),
+        Arc::new(KeyGen::new(node)),
+        emoji,
+    );
+    svc.ensure_system_accounts()
+        .await
+        .context("creating system accounts")?;
     Ok(Arc::new(svc))
 }
 

@@ -120,12 +120,14 @@ impl Default for Config {
 impl Config {
     /// Defaults, then `file` (when given), then `SIXIN_*` variables (`SIXIN_ADMIN_TOKEN`,
     /// `SIXIN_DATABASE`, ...).
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig.merge(Env::prefixed("SIXIN_")).extract()
+        fig.merge(Env::prefixed("SIXIN_"))
+            .extract()
+            .map_err(Box::new)
     }
 
     /// The documented default configuration file.

@@ -34,13 +34,24 @@ pub async fn seed(svc: &Service) -> anyhow::Result<Vec<LoginCookies>> {
                 .await?,
             );
         }
-        let follow = RelationPatch { follow: Some(true), special: None, block: None };
+        let follow = RelationPatch {
+            follow: Some(true),
+            special: None,
+            block: None,
+        };
         svc.patch_relation(10001, 10002, follow).await?;
         svc.patch_relation(10002, 10001, follow).await?;
         svc.patch_relation(10003, 10001, follow).await?;
 
-        let as_caller = |l: &LoginCookies| Caller { mid: l.mid, bili_jct: l.bili_jct.clone() };
-        let (alice, bob, carol) = (as_caller(&logins[0]), as_caller(&logins[1]), as_caller(&logins[2]));
+        let as_caller = |l: &LoginCookies| Caller {
+            mid: l.mid,
+            bili_jct: l.bili_jct.clone(),
+        };
+        let (alice, bob, carol) = (
+            as_caller(&logins[0]),
+            as_caller(&logins[1]),
+            as_caller(&logins[2]),
+        );
         let send = |from: &Caller, to: u64, msg_type: u64, content: String| {
             let from = from.clone();
             async move {

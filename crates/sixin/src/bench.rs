@@ -117,13 +117,18 @@ fn conversation_pairs(args: &BenchArgs) -> Vec<(u64, u64)> {
 
 async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let store = sixin_server::store::open(config).await.context("opening the bench database")?;
+    let store = sixin_server::store::open(config)
+        .await
+        .context("opening the bench database")?;
     if store.user_count().await? > 0 {
         if args.reuse {
             eprintln!("# reusing the seeded database {}", args.database);
             return Ok(0.0);
         }
-        bail!("{} already holds users; remove it or pass --reuse", args.database);
+        bail!(
+            "{} already holds users; remove it or pass --reuse",
+            args.database
+        );
     }
     let pairs = conversation_pairs(args);
     let mut mids: Vec<u64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
@@ -142,8 +147,10 @@ async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
     let extra = args.messages % args.conversations.max(1);
     let bar = indicatif::ProgressBar::new(args.messages);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("seeding [{bar:30}] {pos}/{len} messages ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "seeding [{bar:30}] {pos}/{len} messages ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     for (k, (a, b)) in pairs.iter().enumerate() {
         let n = per + u64::from((k as u64) < extra);
@@ -172,7 +179,13 @@ fn spawn_server(args: &BenchArgs) -> anyhow::Result<(Child, String)> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &args.database])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &args.database,
+        ])
         .env("SIXIN_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("SIXIN_SENDS_PER_SECOND", "1000000000")
         .env("SIXIN_DAILY_SENDS_TO_STRANGERS", "1000000000")
@@ -289,10 +302,13 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
             .await?
         }
         "get_sessions" => {
-            c.get(format!("{}/session_svr/v1/session_svr/get_sessions?session_type=1&size=20", ctx.base))
-                .header("Cookie", &ctx.hub.cookie)
-                .send()
-                .await?
+            c.get(format!(
+                "{}/session_svr/v1/session_svr/get_sessions?session_type=1&size=20",
+                ctx.base
+            ))
+            .header("Cookie", &ctx.hub.cookie)
+            .send()
+            .await?
         }
         "new_sessions" => {
             c.get(format!(
@@ -332,16 +348,22 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
         }
         "group_unread" => {
             let member = ctx.member.as_ref().context("no group member")?;
-            c.get(format!("{}/session_svr/v1/session_svr/my_group_unread", ctx.base))
-                .header("Cookie", &member.cookie)
-                .send()
-                .await?
+            c.get(format!(
+                "{}/session_svr/v1/session_svr/my_group_unread",
+                ctx.base
+            ))
+            .header("Cookie", &member.cookie)
+            .send()
+            .await?
         }
         "single_unread" => {
-            c.get(format!("{}/session_svr/v1/session_svr/single_unread", ctx.base))
-                .header("Cookie", &ctx.hub.cookie)
-                .send()
-                .await?
+            c.get(format!(
+                "{}/session_svr/v1/session_svr/single_unread",
+                ctx.base
+            ))
+            .header("Cookie", &ctx.hub.cookie)
+            .send()
+            .await?
         }
         other => bail!("unknown workload {other}"),
     };
@@ -356,7 +378,12 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
     Ok(body.starts_with(b"{\"code\":0,"))
 }
 
-async fn run_workload(ctx: Arc<Ctx>, name: &str, concurrency: usize, seconds: f64) -> WorkloadReport {
+async fn run_workload(
+    ctx: Arc<Ctx>,
+    name: &str,
+    concurrency: usize,
+    seconds: f64,
+) -> WorkloadReport {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -407,21 +434,37 @@ async fn run_workload(ctx: Arc<Ctx>, name: &str, concurrency: usize, seconds: f6
 }
 
 fn machine() -> Value {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let mem_gb = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0 / 1024.0);
     json!({ "cpus": cpus, "cpu_model": model, "memory_gb": mem_gb, "os": std::env::consts::OS })
 }
 
 /// A fan group owned by the hub with `members` members in all, joined through the admin API
 /// (so with their welcome messages, like a real group). Returns its id and newest seqno.
-async fn seed_group(http: &reqwest::Client, base: &str, members: u64, concurrency: usize) -> anyhow::Result<(u64, u64)> {
+async fn seed_group(
+    http: &reqwest::Client,
+    base: &str,
+    members: u64,
+    concurrency: usize,
+) -> anyhow::Result<(u64, u64)> {
     let started = Instant::now();
     let g: Value = http
         .post(format!("{base}/admin/v1/groups"))
@@ -474,7 +517,11 @@ async fn seed_group(http: &reqwest::Client, base: &str, members: u64, concurrenc
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted: Vec<String> = match &args.workloads {
-        Some(w) => w.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Some(w) => w
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         None => ALL.iter().map(|s| s.to_string()).collect(),
     };
     for w in &wanted {
@@ -494,7 +541,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         ..Config::default()
     };
-    eprintln!("# seeding {} messages in {} conversations", args.messages, args.conversations);
+    eprintln!(
+        "# seeding {} messages in {} conversations",
+        args.messages, args.conversations
+    );
     let seed_seconds = seed(&args, &config).await?;
     eprintln!("# seeded in {seed_seconds:.1} s; starting the server");
     let (child, base) = spawn_server(&args)?;
@@ -505,7 +555,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .build()?;
     let hub = login(&http, &base, HUB).await?;
     let hub_sessions = args.sessions.min(args.conversations);
-    let wants_group = args.group_members > 0 && wanted.iter().any(|w| GROUP_WORKLOADS.contains(&w.as_str()));
+    let wants_group =
+        args.group_members > 0 && wanted.iter().any(|w| GROUP_WORKLOADS.contains(&w.as_str()));
     let (group_id, group_max, member) = if wants_group {
         let (g, max) = seed_group(&http, &base, args.group_members, args.concurrency).await?;
         (g, max, Some(login(&http, &base, HUB + 1).await?))
@@ -521,7 +572,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         group_max,
         hub_sessions,
         per_conversation: args.messages / args.conversations,
-        idle_since: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64
+        idle_since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_micros() as i64
             + 3_600_000_000,
     });
     let mut reports: Vec<WorkloadReport> = Vec::new();
@@ -535,10 +588,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if GROUP_WORKLOADS.contains(&name) && !wants_group {
             continue;
         }
-        eprintln!("# {name} for {:.1} s at {} connections", args.seconds, args.concurrency);
+        eprintln!(
+            "# {name} for {:.1} s at {} connections",
+            args.seconds, args.concurrency
+        );
         reports.push(run_workload(ctx.clone(), name, args.concurrency, args.seconds).await);
     }
-    let ceiling = reports.iter().find(|r| r.name == "healthz").map(|r| r.rps).unwrap_or(0.0);
+    let ceiling = reports
+        .iter()
+        .find(|r| r.name == "healthz")
+        .map(|r| r.rps)
+        .unwrap_or(0.0);
     for r in &mut reports {
         if ceiling > 0.0 {
             r.ratio_to_healthz = Some(r.rps / ceiling);
@@ -547,7 +607,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         machine: machine(),
         database: sixin_server::config::redact_url(&args.database),
-        backend: if args.database.starts_with("postgres") { "postgres" } else { "sqlite" }.into(),
+        backend: if args.database.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+        .into(),
         durability: args.durability.clone(),
         seeded_messages: args.messages,
         seeded_conversations: args.conversations,
@@ -575,7 +640,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.p50_ms,
             r.p99_ms,
             r.max_ms,
-            r.ratio_to_healthz.map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
+            r.ratio_to_healthz
+                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
         );
     }
     if let Some(p) = report.server_peak_rss_mb {

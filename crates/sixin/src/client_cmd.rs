@@ -99,8 +99,11 @@ pub enum ClientCommand {
 
 fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
     let creds = match &opts.cookies {
-        Some(p) => Credentials::from_cookies_file(p).with_context(|| format!("reading {}", p.display()))?,
-        None => Credentials::from_env().context("no credentials: set SESSDATA/bili_jct/DedeUserID or use --cookies")?,
+        Some(p) => {
+            Credentials::from_cookies_file(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => Credentials::from_env()
+            .context("no credentials: set SESSDATA/bili_jct/DedeUserID or use --cookies")?,
     };
     let mut b = Client::builder().credentials(creds);
     if let Some(s) = &opts.server {
@@ -150,7 +153,13 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
     let out = &mut std::io::stdout().lock();
     match cmd {
         ClientCommand::Unread => {
-            let u = c.single_unread(UnreadQuery { unread_type: 0, show_unfollow_list: true, show_dustbin: true }).await?;
+            let u = c
+                .single_unread(UnreadQuery {
+                    unread_type: 0,
+                    show_unfollow_list: true,
+                    show_dustbin: true,
+                })
+                .await?;
             let g = c.my_group_unread().await?;
             if opts.json {
                 let mut v = serde_json::to_value(&u)?;
@@ -159,14 +168,28 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
             } else {
                 writeln!(out, "followed:      {}", u.follow_unread)?;
                 writeln!(out, "unfollowed:    {}", u.unfollow_unread)?;
-                writeln!(out, "notifications: {}", u.biz_msg_follow_unread + u.biz_msg_unfollow_unread)?;
+                writeln!(
+                    out,
+                    "notifications: {}",
+                    u.biz_msg_follow_unread + u.biz_msg_unfollow_unread
+                )?;
                 writeln!(out, "service:       {}", u.custom_unread)?;
-                writeln!(out, "dustbin:       {}", u.dustbin_unread + u.dustbin_push_msg)?;
+                writeln!(
+                    out,
+                    "dustbin:       {}",
+                    u.dustbin_unread + u.dustbin_push_msg
+                )?;
                 writeln!(out, "groups:        {}", g.unread_count)?;
             }
         }
         ClientCommand::Sessions { r#type, size } => {
-            let list = c.get_sessions(SessionsQuery { session_type: r#type, size, ..Default::default() }).await?;
+            let list = c
+                .get_sessions(SessionsQuery {
+                    session_type: r#type,
+                    size,
+                    ..Default::default()
+                })
+                .await?;
             let sessions = list.session_list.unwrap_or_default();
             if opts.json {
                 for s in &sessions {
@@ -174,8 +197,19 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let names = Names::load(&c, sessions.iter().filter(|s| s.session_type == 1).map(|s| s.talker_id)).await;
-            writeln!(out, "{:<28} {:>6} {:>7}  {:<20}  last message", "talker", "type", "unread", "time")?;
+            let names = Names::load(
+                &c,
+                sessions
+                    .iter()
+                    .filter(|s| s.session_type == 1)
+                    .map(|s| s.talker_id),
+            )
+            .await;
+            writeln!(
+                out,
+                "{:<28} {:>6} {:>7}  {:<20}  last message",
+                "talker", "type", "unread", "time"
+            )?;
             for s in &sessions {
                 let who = if let Some(a) = &s.account_info {
                     format!("{}({})", a.name, s.talker_id)
@@ -212,7 +246,11 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 writeln!(out, "… more sessions (raise --size)")?;
             }
         }
-        ClientCommand::History { talker, group, limit } => {
+        ClientCommand::History {
+            talker,
+            group,
+            limit,
+        } => {
             let mut pager = c.history(talker, session_type(group), Direction::Backward);
             let mut msgs: Vec<Value> = Vec::new();
             while let Some(page) = pager.next_raw_page().await? {
@@ -236,7 +274,12 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 writeln!(out, "{}", render_line(m, &|mid| names.name(mid)))?;
             }
         }
-        ClientCommand::Send { talker, text, image, group } => {
+        ClientCommand::Send {
+            talker,
+            text,
+            image,
+            group,
+        } => {
             let mut m = match (text, image) {
                 (Some(t), None) => OutgoingMessage::text(talker, &t),
                 (None, Some(url)) => OutgoingMessage::image(talker, &url),
@@ -269,14 +312,27 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
             writeln!(out, "marked read")?;
         }
         ClientCommand::Watch { interval, duration } => {
-            let every = interval.map(Duration::from_secs_f64).unwrap_or(if c.is_official() {
-                Duration::from_secs(5)
-            } else {
-                Duration::from_secs(1)
-            });
-            watch(&c, every, duration.map(Duration::from_secs_f64), opts.json, out).await?;
+            let every = interval
+                .map(Duration::from_secs_f64)
+                .unwrap_or(if c.is_official() {
+                    Duration::from_secs(5)
+                } else {
+                    Duration::from_secs(1)
+                });
+            watch(
+                &c,
+                every,
+                duration.map(Duration::from_secs_f64),
+                opts.json,
+                out,
+            )
+            .await?;
         }
-        ClientCommand::Export { talkers, all, out: dir } => {
+        ClientCommand::Export {
+            talkers,
+            all,
+            out: dir,
+        } => {
             export(&c, &talkers, all, &dir, opts.json, out).await?;
         }
     }
@@ -286,7 +342,13 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
 /// The conversation of one of the caller's recent messages (the recall window is short).
 async fn find_talker_of(c: &Client, msg_key: u64) -> anyhow::Result<u64> {
     let me = c.mid()?;
-    let list = c.get_sessions(SessionsQuery { session_type: 1, size: 50, ..Default::default() }).await?;
+    let list = c
+        .get_sessions(SessionsQuery {
+            session_type: 1,
+            size: 50,
+            ..Default::default()
+        })
+        .await?;
     for s in list.session_list.unwrap_or_default() {
         let page = c
             .fetch_session_msgs(sixin_client::FetchQuery {
@@ -297,7 +359,12 @@ async fn find_talker_of(c: &Client, msg_key: u64) -> anyhow::Result<u64> {
                 end_seqno: None,
             })
             .await?;
-        if page.messages.unwrap_or_default().iter().any(|m| m.msg_key == msg_key && m.sender_uid == me) {
+        if page
+            .messages
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.msg_key == msg_key && m.sender_uid == me)
+        {
             return Ok(s.talker_id);
         }
     }
@@ -314,17 +381,35 @@ async fn watch(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Where each conversation stood when watching began: only what comes after is printed.
-    let mut w = Watcher { seen: HashMap::new(), since: 0, names: Names { map: HashMap::new() } };
-    for s in all_sessions(c, 4).await?.into_iter().chain(all_sessions(c, 5).await?) {
+    let mut w = Watcher {
+        seen: HashMap::new(),
+        since: 0,
+        names: Names {
+            map: HashMap::new(),
+        },
+    };
+    for s in all_sessions(c, 4)
+        .await?
+        .into_iter()
+        .chain(all_sessions(c, 5).await?)
+    {
         w.seen.insert((s.session_type, s.talker_id), s.max_seqno);
         w.since = w.since.max(s.session_ts);
     }
-    eprintln!("watching {} conversations for new messages (Ctrl-C to stop)", w.seen.len());
+    eprintln!(
+        "watching {} conversations for new messages (Ctrl-C to stop)",
+        w.seen.len()
+    );
     loop {
         match w.poll(c, json, out).await {
             Ok(()) => {}
             // A lost login won't come back; anything else (network, back-off) may.
-            Err(e) if matches!(e.downcast_ref::<sixin_client::Error>(), Some(sixin_client::Error::Api { code: -101, .. })) => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<sixin_client::Error>(),
+                    Some(sixin_client::Error::Api { code: -101, .. })
+                ) =>
+            {
                 return Err(e)
             }
             Err(e) => eprintln!("watch: {e:#} (trying again)"),
@@ -372,8 +457,16 @@ impl Watcher {
                         let more = Names::load(c, [sender]).await;
                         self.names.map.extend(more.map);
                     }
-                    let place = if s.session_type == 2 { format!("g:{}", s.talker_id) } else { s.talker_id.to_string() };
-                    writeln!(out, "<{place}> {}", render_line(&m, &|mid| self.names.name(mid)))?;
+                    let place = if s.session_type == 2 {
+                        format!("g:{}", s.talker_id)
+                    } else {
+                        s.talker_id.to_string()
+                    };
+                    writeln!(
+                        out,
+                        "<{place}> {}",
+                        render_line(&m, &|mid| self.names.name(mid))
+                    )?;
                 }
                 out.flush()?;
             }
@@ -392,11 +485,25 @@ async fn all_sessions(c: &Client, session_type: u8) -> anyhow::Result<Vec<Sessio
     let mut out: Vec<Session> = Vec::new();
     let mut end_ts = None;
     loop {
-        let list = c.get_sessions(SessionsQuery { session_type, size: 100, end_ts, ..Default::default() }).await?;
+        let list = c
+            .get_sessions(SessionsQuery {
+                session_type,
+                size: 100,
+                end_ts,
+                ..Default::default()
+            })
+            .await?;
         let sessions = list.session_list.unwrap_or_default();
-        let next = sessions.iter().filter(|s| s.top_ts == 0).map(|s| s.session_ts).min();
+        let next = sessions
+            .iter()
+            .filter(|s| s.top_ts == 0)
+            .map(|s| s.session_ts)
+            .min();
         for s in sessions {
-            if !out.iter().any(|o| o.session_type == s.session_type && o.talker_id == s.talker_id) {
+            if !out
+                .iter()
+                .any(|o| o.session_type == s.session_type && o.talker_id == s.talker_id)
+            {
                 out.push(s);
             }
         }
@@ -428,7 +535,12 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
         Some(g) => (2, g),
         None => (1, s),
     };
-    Ok(Target { session_type, talker: id.parse().with_context(|| format!("not a talker id: {s}"))? })
+    Ok(Target {
+        session_type,
+        talker: id
+            .parse()
+            .with_context(|| format!("not a talker id: {s}"))?,
+    })
 }
 
 /// Reads an export file, dropping a trailing partial line (an interrupted run) so appending
@@ -450,9 +562,16 @@ fn read_jsonl(path: &Path) -> anyhow::Result<(Vec<Value>, u64)> {
     }
     let mut msgs = Vec::new();
     for line in complete.lines().filter(|l| !l.trim().is_empty()) {
-        msgs.push(serde_json::from_str::<Value>(line).with_context(|| format!("corrupt line in {}", path.display()))?);
+        msgs.push(
+            serde_json::from_str::<Value>(line)
+                .with_context(|| format!("corrupt line in {}", path.display()))?,
+        );
     }
-    let last = msgs.iter().filter_map(|m| m["msg_seqno"].as_u64()).max().unwrap_or(0);
+    let last = msgs
+        .iter()
+        .filter_map(|m| m["msg_seqno"].as_u64())
+        .max()
+        .unwrap_or(0);
     Ok((msgs, last))
 }
 
@@ -468,11 +587,21 @@ async fn export(
         bail!("name the talkers to export, or use --all");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut targets: Vec<Target> = talkers.iter().map(|t| parse_target(t)).collect::<anyhow::Result<_>>()?;
+    let mut targets: Vec<Target> = talkers
+        .iter()
+        .map(|t| parse_target(t))
+        .collect::<anyhow::Result<_>>()?;
     if all {
         // Everything listed, and the intercepted conversations (the dustbin) too.
-        for s in all_sessions(c, 4).await?.into_iter().chain(all_sessions(c, 5).await?) {
-            let t = Target { session_type: s.session_type, talker: s.talker_id };
+        for s in all_sessions(c, 4)
+            .await?
+            .into_iter()
+            .chain(all_sessions(c, 5).await?)
+        {
+            let t = Target {
+                session_type: s.session_type,
+                talker: s.talker_id,
+            };
             if !targets.contains(&t) {
                 targets.push(t);
             }
@@ -518,7 +647,10 @@ async fn export_one(c: &Client, t: Target, me: u64, dir: &Path) -> anyhow::Resul
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(t.stem());
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&jsonl)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&jsonl)?;
     let mut pager = c.history(t.talker, t.session_type, Direction::ForwardFrom(last));
     let mut added = 0usize;
     while let Some(page) = pager.next_raw_page().await? {
@@ -536,7 +668,13 @@ async fn export_one(c: &Client, t: Target, me: u64, dir: &Path) -> anyhow::Resul
         msgs.extend(page);
     }
     bar.finish_and_clear();
-    let names = Names::load(c, msgs.iter().filter_map(|m| m["sender_uid"].as_u64()).chain([t.talker])).await;
+    let names = Names::load(
+        c,
+        msgs.iter()
+            .filter_map(|m| m["sender_uid"].as_u64())
+            .chain([t.talker]),
+    )
+    .await;
     let title = if t.session_type == 2 {
         match detail.map(|d| d.group_name).filter(|n| !n.is_empty()) {
             Some(name) => format!("粉丝团 {name}(g:{})", t.talker),

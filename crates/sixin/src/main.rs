@@ -13,7 +13,11 @@ use sixin_server::domain::NewUserRequest;
 use sixin_server::Config;
 
 #[derive(Parser)]
-#[command(name = "sixin", version, about = "A Bilibili-compatible private-message server")]
+#[command(
+    name = "sixin",
+    version,
+    about = "A Bilibili-compatible private-message server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -168,10 +172,20 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::User(UserCommand::Add { name, mid, password, db }) => {
+        Command::User(UserCommand::Add {
+            name,
+            mid,
+            password,
+            db,
+        }) => {
             let svc = sixin_server::build(db.load()?).await?;
             let login = svc
-                .create_user(NewUserRequest { mid, name, password, ..Default::default() })
+                .create_user(NewUserRequest {
+                    mid,
+                    name,
+                    password,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string(&login)?);
@@ -179,7 +193,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Login { mid, db }) => {
             let svc = sixin_server::build(db.load()?).await?;
-            let login = svc.create_login(mid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let login = svc
+                .create_login(mid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string(&login)?);
             Ok(())
         }
@@ -204,7 +221,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let svc = sixin_server::build(config).await?;
     if args.demo {
         let logins = sixin_server::demo::seed(&svc).await?;
-        println!("# demo logins (password for all: {})", sixin_server::demo::DEMO_PASSWORD);
+        println!(
+            "# demo logins (password for all: {})",
+            sixin_server::demo::DEMO_PASSWORD
+        );
         for l in logins {
             println!("{}", serde_json::to_string(&l)?);
         }
@@ -231,9 +251,13 @@ async fn group(cmd: GroupCommand) -> anyhow::Result<()> {
     };
     let svc = sixin_server::build(db.load()?).await?;
     let info = match cmd {
-        GroupCommand::Create { owner, name, cover, group_type, .. } => {
-            svc.create_group(owner, &name, &cover, group_type).await
-        }
+        GroupCommand::Create {
+            owner,
+            name,
+            cover,
+            group_type,
+            ..
+        } => svc.create_group(owner, &name, &cover, group_type).await,
         GroupCommand::Add { group, mid, .. } => svc.join_group(group, mid).await,
         GroupCommand::Remove { group, mid, .. } => svc.leave_group(group, mid).await,
         GroupCommand::Freeze { group, .. } => svc.freeze_group(group).await,

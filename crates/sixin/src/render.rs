@@ -67,18 +67,31 @@ pub fn render_content(msg_type: u32, content: &str, msg_status: u32) -> String {
         Some(Content::Image(i)) => format!("[图片] {}", i.url),
         Some(Content::Recall(k)) => format!("[撤回了一条消息 {k}]"),
         Some(Content::Share(s)) => {
-            let link = s.bvid.map(|b| format!(" https://www.bilibili.com/video/{b}")).unwrap_or_default();
+            let link = s
+                .bvid
+                .map(|b| format!(" https://www.bilibili.com/video/{b}"))
+                .unwrap_or_default();
             format!("[分享] {}{link}", s.title)
         }
         Some(Content::Notification(n)) => {
-            let jump = if n.jump_uri.is_empty() { String::new() } else { format!(" → {}", n.jump_uri) };
+            let jump = if n.jump_uri.is_empty() {
+                String::new()
+            } else {
+                format!(" → {}", n.jump_uri)
+            };
             format!("[通知] {}: {}{jump}", n.title, n.text)
         }
         Some(Content::VideoPush(v)) => {
-            let link = v.bvid.map(|b| format!(" https://www.bilibili.com/video/{b}")).unwrap_or_default();
+            let link = v
+                .bvid
+                .map(|b| format!(" https://www.bilibili.com/video/{b}"))
+                .unwrap_or_default();
             format!("[视频] {}{link}", v.title)
         }
-        Some(Content::ArticlePush(a)) => format!("[专栏] {} https://www.bilibili.com/read/cv{}", a.title, a.rid),
+        Some(Content::ArticlePush(a)) => format!(
+            "[专栏] {} https://www.bilibili.com/read/cv{}",
+            a.title, a.rid
+        ),
         Some(Content::ImageCard(c)) => format!("[卡片] {} {}", c.title, c.jump_url),
         Some(Content::Link(l)) => format!("[链接] {}", l.title),
         Some(Content::FollowCards(f)) => format!("[关注推送] {}", f.reply_content),
@@ -102,7 +115,11 @@ pub fn render_content(msg_type: u32, content: &str, msg_status: u32) -> String {
 pub fn render_line(m: &Value, name_of: &dyn Fn(u64) -> String) -> String {
     let ts = m["timestamp"].as_i64().unwrap_or(0);
     let sender = m["sender_uid"].as_u64().unwrap_or(0);
-    let who = if sender == 0 { "系统".to_string() } else { name_of(sender) };
+    let who = if sender == 0 {
+        "系统".to_string()
+    } else {
+        name_of(sender)
+    };
     format!(
         "[{}] #{} {}: {}",
         format_ts(ts),
@@ -133,14 +150,25 @@ pub fn escape_html(s: &str) -> String {
 
 /// A self-contained HTML transcript (inline style, no scripts, no external resources but the
 /// images the messages point at).
-pub fn html_transcript(title: &str, me: u64, messages: &[Value], name_of: &dyn Fn(u64) -> String) -> String {
+pub fn html_transcript(
+    title: &str,
+    me: u64,
+    messages: &[Value],
+    name_of: &dyn Fn(u64) -> String,
+) -> String {
     let mut body = String::new();
     for m in messages {
         let sender = m["sender_uid"].as_u64().unwrap_or(0);
         let msg_type = m["msg_type"].as_u64().unwrap_or(0) as u32;
         let content = m["content"].as_str().unwrap_or("");
         let status = m["msg_status"].as_u64().unwrap_or(0) as u32;
-        let class = if sender == me { "msg me" } else if sender == 0 { "msg sys" } else { "msg" };
+        let class = if sender == me {
+            "msg me"
+        } else if sender == 0 {
+            "msg sys"
+        } else {
+            "msg"
+        };
         let inner = match Content::parse(msg_type, content) {
             Some(Content::Image(i)) if i.url.starts_with("http") => format!(
                 "<a href=\"{0}\"><img src=\"{0}\" alt=\"图片\" loading=\"lazy\"></a>{1}",
@@ -180,23 +208,39 @@ mod tests {
 
     #[test]
     fn contents() {
-        assert_eq!(render_content(1, "{\"content\":\"hi[doge]\"}", 0), "hi[doge]");
+        assert_eq!(
+            render_content(1, "{\"content\":\"hi[doge]\"}", 0),
+            "hi[doge]"
+        );
         assert_eq!(render_content(1, "{\"content\":\"hi\"}", 1), "hi (已撤回)");
-        assert_eq!(render_content(2, "{\"url\":\"https://i0.hdslb.com/a.png\"}", 0), "[图片] https://i0.hdslb.com/a.png");
-        assert_eq!(render_content(5, "7345551441311046575", 0), "[撤回了一条消息 7345551441311046575]");
+        assert_eq!(
+            render_content(2, "{\"url\":\"https://i0.hdslb.com/a.png\"}", 0),
+            "[图片] https://i0.hdslb.com/a.png"
+        );
+        assert_eq!(
+            render_content(5, "7345551441311046575", 0),
+            "[撤回了一条消息 7345551441311046575]"
+        );
         assert_eq!(
             render_content(18, "{\"content\":\"[{\\\"text\\\":\\\"对方主动回复或关注你前，最多发送1条消息\\\",\\\"color_day\\\":\\\"#9499A0\\\",\\\"color_nig\\\":\\\"#9499A0\\\"}]\"}", 0),
             "[系统提示] 对方主动回复或关注你前，最多发送1条消息"
         );
         assert_eq!(
-            render_content(10, "{\"title\":\"T\",\"text\":\"X\",\"jump_uri\":\"https://b\"}", 0),
+            render_content(
+                10,
+                "{\"title\":\"T\",\"text\":\"X\",\"jump_uri\":\"https://b\"}",
+                0
+            ),
             "[通知] T: X → https://b"
         );
         assert_eq!(
             render_content(11, "{\"title\":\"V\",\"bvid\":\"BV1\",\"rid\":1}", 0),
             "[视频] V https://www.bilibili.com/video/BV1"
         );
-        assert_eq!(escape_html("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(
+            escape_html("<a href='x'>&"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;"
+        );
         assert_eq!(display_width("UP主小助手(1)"), 13);
         assert_eq!(pad("bob", 5), "bob  ");
         assert_eq!(pad("小助手", 7), "小助手 ");

@@ -32,14 +32,24 @@ fn small_bench_run_reports_every_workload() {
         .env("SIXIN_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["seeded_messages"], 3000);
     assert_eq!(v["seeded_conversations"], 60);
     assert_eq!(v["hub_sessions"], 40);
     assert_eq!(v["backend"], "sqlite");
     assert_eq!(v["group_members"], 30);
-    let names: Vec<&str> = v["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -57,7 +67,10 @@ fn small_bench_run_reports_every_workload() {
     for w in v["workloads"].as_array().unwrap() {
         assert!(w["requests"].as_u64().unwrap() > 0, "{w}");
         assert_eq!(w["errors"], 0, "{w}");
-        assert!(w["p99_ms"].as_f64().unwrap() >= w["p50_ms"].as_f64().unwrap(), "{w}");
+        assert!(
+            w["p99_ms"].as_f64().unwrap() >= w["p50_ms"].as_f64().unwrap(),
+            "{w}"
+        );
     }
     assert_eq!(v["workloads"][0]["ratio_to_healthz"], 1.0);
     assert!(v["server_peak_rss_mb"].as_f64().unwrap() > 0.0);

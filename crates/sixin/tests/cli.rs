@@ -37,17 +37,33 @@ impl Drop for TempDir {
 
 fn json_line(out: &[u8]) -> Value {
     let text = String::from_utf8_lossy(out);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object: {text:?}: {e}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object: {text:?}: {e}"))
 }
 
 #[test]
 fn user_add_and_login_print_one_json_object() {
     let dir = TempDir::new("user");
     let out = sixin()
-        .args(["user", "add", "--name", "dave", "--mid", "4242", "--password", "pw", "--database", &dir.db()])
+        .args([
+            "user",
+            "add",
+            "--name",
+            "dave",
+            "--mid",
+            "4242",
+            "--password",
+            "pw",
+            "--database",
+            &dir.db(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json_line(&out.stdout);
     assert_eq!(v["mid"], 4242);
     assert_eq!(v["name"], "dave");
@@ -56,7 +72,10 @@ fn user_add_and_login_print_one_json_object() {
     assert!(v["SESSDATA"].as_str().unwrap().len() >= 32);
     assert_eq!(v.as_object().unwrap().len(), 5);
 
-    let out = sixin().args(["user", "login", "--mid", "4242", "--database", &dir.db()]).output().unwrap();
+    let out = sixin()
+        .args(["user", "login", "--mid", "4242", "--database", &dir.db()])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let w = json_line(&out.stdout);
     assert_eq!(w["mid"], 4242);
@@ -64,13 +83,25 @@ fn user_add_and_login_print_one_json_object() {
 
     // The same mid again fails, with a message and a non-zero exit.
     let out = sixin()
-        .args(["user", "add", "--name", "dave2", "--mid", "4242", "--database", &dir.db()])
+        .args([
+            "user",
+            "add",
+            "--name",
+            "dave2",
+            "--mid",
+            "4242",
+            "--database",
+            &dir.db(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
     // An unknown user has no login.
-    let out = sixin().args(["user", "login", "--mid", "99", "--database", &dir.db()]).output().unwrap();
+    let out = sixin()
+        .args(["user", "login", "--mid", "99", "--database", &dir.db()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
@@ -86,10 +117,23 @@ fn print_default_config_is_loadable() {
     std::fs::write(&file, text).unwrap();
     // A server started from the printed file and a database flag comes up.
     let out = sixin()
-        .args(["user", "add", "--name", "x", "--config", file.to_str().unwrap(), "--database", &dir.db()])
+        .args([
+            "user",
+            "add",
+            "--name",
+            "x",
+            "--config",
+            file.to_str().unwrap(),
+            "--database",
+            &dir.db(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Served(Child);
@@ -103,7 +147,14 @@ impl Drop for Served {
 /// Starts `sixin serve --demo` on an ephemeral port; returns the process, the logins and the URL.
 fn serve_demo(db: &str) -> (Served, Vec<Value>, String) {
     let mut child = sixin()
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--database", db])
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            db,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -132,7 +183,9 @@ async fn serve_demo_leaves_working_logins_and_conversations() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let cookie = format!("SESSDATA={}", logins[0]["SESSDATA"].as_str().unwrap());
     let v: Value = http
-        .get(format!("{base}/session_svr/v1/session_svr/get_sessions?session_type=1"))
+        .get(format!(
+            "{base}/session_svr/v1/session_svr/get_sessions?session_type=1"
+        ))
         .header("Cookie", &cookie)
         .send()
         .await
@@ -142,7 +195,10 @@ async fn serve_demo_leaves_working_logins_and_conversations() {
         .unwrap();
     assert_eq!(v["code"], 0, "{v}");
     let list = v["data"]["session_list"].as_array().unwrap();
-    let talkers: Vec<u64> = list.iter().map(|s| s["talker_id"].as_u64().unwrap()).collect();
+    let talkers: Vec<u64> = list
+        .iter()
+        .map(|s| s["talker_id"].as_u64().unwrap())
+        .collect();
     // The system notification, carol's message and the conversation with bob.
     assert_eq!(talkers, vec![844424930131966, 10003, 10002]);
     assert_eq!(v["data"]["system_msg"]["7"], 844424930131966u64);
@@ -167,7 +223,9 @@ async fn serve_demo_leaves_working_logins_and_conversations() {
     assert_ne!(again[0]["SESSDATA"], logins[0]["SESSDATA"]);
     let cookie = format!("SESSDATA={}", again[1]["SESSDATA"].as_str().unwrap());
     let v: Value = http
-        .get(format!("{base}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id=10001&session_type=1&size=20"))
+        .get(format!(
+            "{base}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id=10001&session_type=1&size=20"
+        ))
         .header("Cookie", &cookie)
         .send()
         .await

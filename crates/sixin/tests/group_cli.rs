@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 fn sixin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sixin"));
-    c.env("SIXIN_LOG", "warn").env_remove("SIXIN_ADMIN_TOKEN").env_remove("SIXIN_DATABASE");
+    c.env("SIXIN_LOG", "warn")
+        .env_remove("SIXIN_ADMIN_TOKEN")
+        .env_remove("SIXIN_DATABASE");
     c
 }
 
@@ -53,7 +55,8 @@ fn run_json(db: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout:?}");
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object: {stdout:?}: {e}"))
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object: {stdout:?}: {e}"))
 }
 
 /// Runs a command that must fail: non-zero exit, nothing on stdout, a message on stderr
@@ -62,8 +65,15 @@ fn run_fails(db: &str, args: &[&str], needle: &str) {
     let out = run(db, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "sixin {args:?} should fail");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(stderr.contains(needle), "sixin {args:?}: {needle:?} not in {stderr:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(needle),
+        "sixin {args:?}: {needle:?} not in {stderr:?}"
+    );
 }
 
 struct Served(Child);
@@ -112,7 +122,13 @@ fn login(v: &Value) -> Login {
     }
 }
 
-async fn get(http: &reqwest::Client, base: &str, who: &Login, path: &str, q: &[(&str, String)]) -> Value {
+async fn get(
+    http: &reqwest::Client,
+    base: &str,
+    who: &Login,
+    path: &str,
+    q: &[(&str, String)],
+) -> Value {
     let resp = http
         .get(format!("{base}{path}"))
         .header("Cookie", &who.cookie)
@@ -124,7 +140,13 @@ async fn get(http: &reqwest::Client, base: &str, who: &Login, path: &str, q: &[(
     resp.json().await.unwrap()
 }
 
-async fn post(http: &reqwest::Client, base: &str, who: &Login, path: &str, form: &[(&str, String)]) -> Value {
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    who: &Login,
+    path: &str,
+    form: &[(&str, String)],
+) -> Value {
     let mut f = form.to_vec();
     f.push(("csrf", who.csrf.clone()));
     let resp = http
@@ -160,14 +182,28 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
     // create: every option, then the defaults.
     let g1 = run_json(
         &db,
-        &["group", "create", "--owner", "5001", "--name", "alice的应援团", "--cover", cover, "--type", "2"],
+        &[
+            "group",
+            "create",
+            "--owner",
+            "5001",
+            "--name",
+            "alice的应援团",
+            "--cover",
+            cover,
+            "--type",
+            "2",
+        ],
     );
     assert_eq!(
         g1,
         json!({"group_id": 100001, "owner": 5001, "name": "alice的应援团", "cover": cover,
                "group_type": 2, "state": "normal", "members": 1, "max_seqno": 1})
     );
-    let g2 = run_json(&db, &["group", "create", "--owner", "5002", "--name", "bob团"]);
+    let g2 = run_json(
+        &db,
+        &["group", "create", "--owner", "5002", "--name", "bob团"],
+    );
     assert_eq!(
         g2,
         json!({"group_id": 100002, "owner": 5002, "name": "bob团", "cover": "",
@@ -182,19 +218,68 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
     };
 
     // add / remove.
-    assert_eq!(run_json(&db, &["group", "add", "--group", "100001", "--mid", "5002"]), with("normal", 2, 2));
-    assert_eq!(run_json(&db, &["group", "add", "--group", "100001", "--mid", "5003"]), with("normal", 3, 3));
-    run_fails(&db, &["group", "add", "--group", "100001", "--mid", "5003"], "already a member");
-    assert_eq!(run_json(&db, &["group", "remove", "--group", "100001", "--mid", "5003"]), with("normal", 2, 4));
-    run_fails(&db, &["group", "remove", "--group", "100001", "--mid", "5003"], "not found");
-    run_fails(&db, &["group", "remove", "--group", "100001", "--mid", "5001"], "owner");
-    run_fails(&db, &["group", "add", "--group", "100001", "--mid", "9999"], "not found");
-    run_fails(&db, &["group", "add", "--group", "100009", "--mid", "5003"], "not found");
-    run_fails(&db, &["group", "create", "--owner", "5001", "--name", "x", "--type", "1"], "group_type");
-    run_fails(&db, &["group", "create", "--owner", "9999", "--name", "x"], "not found");
-    run_fails(&db, &["group", "create", "--owner", "5001", "--name", " "], "name");
+    assert_eq!(
+        run_json(&db, &["group", "add", "--group", "100001", "--mid", "5002"]),
+        with("normal", 2, 2)
+    );
+    assert_eq!(
+        run_json(&db, &["group", "add", "--group", "100001", "--mid", "5003"]),
+        with("normal", 3, 3)
+    );
+    run_fails(
+        &db,
+        &["group", "add", "--group", "100001", "--mid", "5003"],
+        "already a member",
+    );
+    assert_eq!(
+        run_json(
+            &db,
+            &["group", "remove", "--group", "100001", "--mid", "5003"]
+        ),
+        with("normal", 2, 4)
+    );
+    run_fails(
+        &db,
+        &["group", "remove", "--group", "100001", "--mid", "5003"],
+        "not found",
+    );
+    run_fails(
+        &db,
+        &["group", "remove", "--group", "100001", "--mid", "5001"],
+        "owner",
+    );
+    run_fails(
+        &db,
+        &["group", "add", "--group", "100001", "--mid", "9999"],
+        "not found",
+    );
+    run_fails(
+        &db,
+        &["group", "add", "--group", "100009", "--mid", "5003"],
+        "not found",
+    );
+    run_fails(
+        &db,
+        &[
+            "group", "create", "--owner", "5001", "--name", "x", "--type", "1",
+        ],
+        "group_type",
+    );
+    run_fails(
+        &db,
+        &["group", "create", "--owner", "9999", "--name", "x"],
+        "not found",
+    );
+    run_fails(
+        &db,
+        &["group", "create", "--owner", "5001", "--name", " "],
+        "name",
+    );
     // Missing or malformed arguments are clap's errors.
-    let out = sixin().args(["group", "add", "--group", "100001", "--database", &db]).output().unwrap();
+    let out = sixin()
+        .args(["group", "add", "--group", "100001", "--database", &db])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let out = sixin()
         .args(["group", "freeze", "--group", "abc", "--database", &db])
@@ -203,13 +288,24 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
     assert!(!out.status.success());
 
     // freeze / dissolve.
-    assert_eq!(run_json(&db, &["group", "freeze", "--group", "100001"]), with("frozen", 2, 5));
+    assert_eq!(
+        run_json(&db, &["group", "freeze", "--group", "100001"]),
+        with("frozen", 2, 5)
+    );
     run_fails(&db, &["group", "freeze", "--group", "100001"], "frozen");
-    run_fails(&db, &["group", "add", "--group", "100001", "--mid", "5003"], "frozen");
+    run_fails(
+        &db,
+        &["group", "add", "--group", "100001", "--mid", "5003"],
+        "frozen",
+    );
     let d2 = run_json(&db, &["group", "dissolve", "--group", "100002"]);
     assert_eq!(d2["state"], "dissolved");
     assert_eq!(d2["max_seqno"], 2);
-    run_fails(&db, &["group", "dissolve", "--group", "100002"], "dissolved");
+    run_fails(
+        &db,
+        &["group", "dissolve", "--group", "100002"],
+        "dissolved",
+    );
     run_fails(&db, &["group", "freeze", "--group", "100002"], "dissolved");
 
     // The server on that database shows it all.
@@ -221,7 +317,14 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
 
     // Both members read the five system messages, newest first.
     for who in [&alice, &bob] {
-        let v = get(&http, &base, who, FETCH, &[q("talker_id", g), q("session_type", 2), q("size", 20)]).await;
+        let v = get(
+            &http,
+            &base,
+            who,
+            FETCH,
+            &[q("talker_id", g), q("session_type", 2), q("size", 20)],
+        )
+        .await;
         assert_eq!(v["code"], 0, "{v}");
         let msgs = v["data"]["messages"].as_array().unwrap();
         let got: Vec<(u64, u64, String)> = msgs
@@ -251,10 +354,24 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
         );
     }
     // carol left: no history, but her session (ending at her 302) is listed.
-    let v = get(&http, &base, &carol, FETCH, &[q("talker_id", g), q("session_type", 2), q("size", 20)]).await;
+    let v = get(
+        &http,
+        &base,
+        &carol,
+        FETCH,
+        &[q("talker_id", g), q("session_type", 2), q("size", 20)],
+    )
+    .await;
     assert_eq!(v["code"], 700014, "{v}");
     assert_eq!(v["message"], "你已不在此同萌中QAQ，无法执行此操作");
-    let v = get(&http, &base, &carol, DETAIL, &[q("talker_id", g), q("session_type", 2)]).await;
+    let v = get(
+        &http,
+        &base,
+        &carol,
+        DETAIL,
+        &[q("talker_id", g), q("session_type", 2)],
+    )
+    .await;
     assert_eq!(v["code"], 0, "{v}");
     let d = &v["data"];
     assert_eq!(d["group_name"], "alice的应援团");
@@ -270,7 +387,10 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
         ("msg[receiver_id]", g.to_string()),
         ("msg[receiver_type]", "2".to_string()),
         ("msg[msg_type]", "1".to_string()),
-        ("msg[dev_id]", "372778FD-E359-461D-86A3-EA2BCC6FF52A".to_string()),
+        (
+            "msg[dev_id]",
+            "372778FD-E359-461D-86A3-EA2BCC6FF52A".to_string(),
+        ),
         ("msg[timestamp]", "1626181379".to_string()),
         ("msg[content]", json!({"content": "hi"}).to_string()),
     ];
@@ -287,11 +407,28 @@ async fn group_commands_print_json_and_the_server_shows_their_messages() {
         .map(|s| s["talker_id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, vec![100002, 100001], "{v}");
-    let v = get(&http, &base, &bob, FETCH, &[q("talker_id", 100002), q("session_type", 2), q("size", 20)]).await;
+    let v = get(
+        &http,
+        &base,
+        &bob,
+        FETCH,
+        &[q("talker_id", 100002), q("session_type", 2), q("size", 20)],
+    )
+    .await;
     assert_eq!(v["code"], 700013, "{v}");
-    let v = get(&http, &base, &bob, DETAIL, &[q("talker_id", 100002), q("session_type", 2)]).await;
+    let v = get(
+        &http,
+        &base,
+        &bob,
+        DETAIL,
+        &[q("talker_id", 100002), q("session_type", 2)],
+    )
+    .await;
     assert_eq!(v["data"]["last_msg"]["msg_type"], 304, "{v}");
-    assert_eq!(v["data"]["last_msg"]["content"], sys(100002, "该应援团已解散"));
+    assert_eq!(
+        v["data"]["last_msg"]["content"],
+        sys(100002, "该应援团已解散")
+    );
     // Unread: 100001 after his join (4 of 5), and both messages of his own group.
     let v = get(&http, &base, &bob, GROUP_UNREAD, &[]).await;
     assert_eq!(v["data"], json!({"unread_count": 4 + 2}), "{v}");

@@ -32,7 +32,14 @@ impl Drop for Node {
 /// Starts `sixin serve` on an ephemeral port with the limits given through `SIXIN_*`.
 fn serve(database: &str) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sixin"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--test-mode"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            database,
+            "--test-mode",
+        ])
         .env("SIXIN_LOG", "warn")
         .env("SIXIN_ADMIN_TOKEN", TOKEN)
         .env("SIXIN_SENDS_PER_SECOND", PER_SECOND.to_string())
@@ -43,7 +50,10 @@ fn serve(database: &str) -> Node {
         .spawn()
         .expect("spawn sixin serve");
     let stdout = child.stdout.take().expect("stdout");
-    let mut node = Node { child, base: String::new() };
+    let mut node = Node {
+        child,
+        base: String::new(),
+    };
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("read stdout");
         if let Some(url) = line.strip_prefix("# sixin listening on ") {
@@ -81,7 +91,12 @@ impl World {
 
     async fn user(&self, node: &Node, name: &str) -> Login {
         let v = self
-            .admin(node, reqwest::Method::POST, "/users", json!({ "name": name }))
+            .admin(
+                node,
+                reqwest::Method::POST,
+                "/users",
+                json!({ "name": name }),
+            )
             .await;
         Login {
             mid: v["mid"].as_u64().expect("mid"),
@@ -125,7 +140,10 @@ impl World {
         ];
         self.http
             .post(format!("{}{SEND}", node.base))
-            .header("Cookie", format!("SESSDATA={}; bili_jct={}", from.sessdata, from.bili_jct))
+            .header(
+                "Cookie",
+                format!("SESSDATA={}; bili_jct={}", from.sessdata, from.bili_jct),
+            )
             .form(&form)
             .send()
             .await
@@ -147,7 +165,10 @@ async fn limits_are_shared(database: String) {
     let n2 = serve(&database);
     let both = [&n1, &n2];
     let w = World {
-        http: reqwest::Client::builder().no_proxy().build().expect("client"),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
     };
     let a = w.user(&n1, "a").await;
     let friend = w.user(&n2, "friend").await;
@@ -206,14 +227,24 @@ async fn limits_are_shared(database: String) {
 
     // Maintenance switched through one process stops sends through the other.
     let v = w
-        .admin(&n1, reqwest::Method::PUT, "/maintenance", json!({"maintenance": true}))
+        .admin(
+            &n1,
+            reqwest::Method::PUT,
+            "/maintenance",
+            json!({"maintenance": true}),
+        )
         .await;
     assert_eq!(v, json!({"maintenance": true}));
     w.clock(&both, tomorrow + 10_000).await;
     let v = w.send(&n2, &a, &friend, "during").await;
     assert_code(&v, 21028, "由于系统升级，暂无法发送，敬请谅解");
-    w.admin(&n2, reqwest::Method::PUT, "/maintenance", json!({"maintenance": false}))
-        .await;
+    w.admin(
+        &n2,
+        reqwest::Method::PUT,
+        "/maintenance",
+        json!({"maintenance": false}),
+    )
+    .await;
     assert_code(&w.send(&n1, &a, &friend, "after").await, 0, "0");
 }
 
@@ -224,7 +255,9 @@ fn postgres_url() -> Option<String> {
         Ok(u) if !u.trim().is_empty() => Some(u),
         _ => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but SIXIN_TEST_DATABASE_URL is not set: the PostgreSQL test must run");
+                panic!(
+                    "CI=true but SIXIN_TEST_DATABASE_URL is not set: the PostgreSQL test must run"
+                );
             }
             eprintln!("SIXIN_TEST_DATABASE_URL not set: skipping the two-process PostgreSQL test");
             None
@@ -249,7 +282,9 @@ impl PgDatabase {
         let name = format!("sixin_mp_{}_{nanos}", std::process::id());
         let mut c = sqlx::PgConnection::connect(admin_url)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at SIXIN_TEST_DATABASE_URL is unreachable: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at SIXIN_TEST_DATABASE_URL is unreachable: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut c)
             .await
@@ -269,7 +304,10 @@ impl Drop for PgDatabase {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&admin_url).await.ok()?;

@@ -80,7 +80,10 @@ impl TestServer {
         TestServer {
             base: format!("http://{}", running.addr),
             addr: running.addr,
-            http: reqwest::Client::builder().no_proxy().build().expect("http client"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
             running: Some(running),
             _dir: dir,
         }
@@ -108,7 +111,9 @@ impl TestServer {
     }
 
     pub async fn user(&self, name: &str) -> Login {
-        let v = self.admin(reqwest::Method::POST, "/users", json!({ "name": name })).await;
+        let v = self
+            .admin(reqwest::Method::POST, "/users", json!({ "name": name }))
+            .await;
         Login {
             mid: v["mid"].as_u64().expect("mid"),
             name: v["name"].as_str().expect("name").into(),
@@ -118,8 +123,12 @@ impl TestServer {
     }
 
     pub async fn follow(&self, a: &Login, b: &Login) {
-        self.admin(reqwest::Method::PUT, "/relations", json!({"mid": a.mid, "fid": b.mid, "follow": true}))
-            .await;
+        self.admin(
+            reqwest::Method::PUT,
+            "/relations",
+            json!({"mid": a.mid, "fid": b.mid, "follow": true}),
+        )
+        .await;
     }
 
     /// Makes two users mutual followers, so no relation rule ever blocks their messages.
@@ -140,7 +149,8 @@ impl TestServer {
     }
 
     pub async fn advance_clock(&self, ms: i64) {
-        self.admin(reqwest::Method::POST, "/clock", json!({ "advance_ms": ms })).await;
+        self.admin(reqwest::Method::POST, "/clock", json!({ "advance_ms": ms }))
+            .await;
     }
 
     /// A client of this server logged in as `who`.
@@ -149,7 +159,11 @@ impl TestServer {
     }
 
     pub fn client_at(&self, base: &str, who: &Login) -> Client {
-        Client::builder().server(base).credentials(who.credentials()).build().expect("client")
+        Client::builder()
+            .server(base)
+            .credentials(who.credentials())
+            .build()
+            .expect("client")
     }
 }
 

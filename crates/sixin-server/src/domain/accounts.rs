@@ -57,13 +57,20 @@ impl Service {
     /// The user a `SESSDATA` cookie names, if the login is known, unrevoked and unexpired.
     pub async fn authenticate(&self, sessdata: Option<&str>) -> Result<Caller> {
         // Browsers store the cookie percent-encoded (`,` → `%2C`); accept either form.
-        let raw = sessdata.map(str::trim).filter(|s| !s.is_empty()).ok_or(DomainError::NotLoggedIn)?;
+        let raw = sessdata
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(DomainError::NotLoggedIn)?;
         let decoded = percent_decode(raw);
         let hash = sessdata_hash(&decoded);
         let login = match self.logins.get(&hash) {
             Some(l) => l,
             None => {
-                let l = self.store.login(&hash).await?.ok_or(DomainError::NotLoggedIn)?;
+                let l = self
+                    .store
+                    .login(&hash)
+                    .await?
+                    .ok_or(DomainError::NotLoggedIn)?;
                 self.logins.put(hash, l.clone());
                 l
             }
@@ -134,8 +141,15 @@ impl Service {
     /// Checks a password and returns a fresh login (used by the web login).
     pub async fn login_with_password(&self, mid: u64, password: &str) -> Result<LoginCookies> {
         use argon2::{PasswordHash, PasswordVerifier};
-        let user = self.store.user(mid).await?.ok_or(DomainError::NotLoggedIn)?;
-        let hash = user.password_hash.as_deref().ok_or(DomainError::NotLoggedIn)?;
+        let user = self
+            .store
+            .user(mid)
+            .await?
+            .ok_or(DomainError::NotLoggedIn)?;
+        let hash = user
+            .password_hash
+            .as_deref()
+            .ok_or(DomainError::NotLoggedIn)?;
         let parsed = PasswordHash::new(hash).map_err(|_| DomainError::NotLoggedIn)?;
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -180,7 +194,12 @@ impl Service {
     }
 
     /// Changes the relation flags of `mid` towards `fid` as the operator asks (no API rules).
-    pub async fn patch_relation(&self, mid: u64, fid: u64, patch: RelationPatch) -> Result<Relation> {
+    pub async fn patch_relation(
+        &self,
+        mid: u64,
+        fid: u64,
+        patch: RelationPatch,
+    ) -> Result<Relation> {
         if mid == fid {
             return Err(DomainError::BadRequest("mid and fid are the same user"));
         }
@@ -199,14 +218,18 @@ impl Service {
         }
         // A special follow is a kind of follow.
         rel.special &= rel.follow;
-        self.store.set_relation(mid, fid, rel, self.clock.now_ms()).await?;
+        self.store
+            .set_relation(mid, fid, rel, self.clock.now_ms())
+            .await?;
         Ok(rel)
     }
 
     /// Makes sure the built-in system accounts exist.
     pub async fn ensure_system_accounts(&self) -> Result<()> {
         for a in &system::SYSTEM_ACCOUNTS {
-            self.store.upsert_system_user(a.as_new_user(), self.clock.now_ms()).await?;
+            self.store
+                .upsert_system_user(a.as_new_user(), self.clock.now_ms())
+                .await?;
         }
         Ok(())
     }
@@ -297,7 +320,11 @@ impl Service {
     }
 
     pub async fn my_info(&self, caller: &Caller) -> Result<MyInfo> {
-        let u = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
+        let u = self
+            .store
+            .user(caller.mid)
+            .await?
+            .ok_or(DomainError::NotLoggedIn)?;
         let (following, follower) = self.store.follow_counts(u.mid).await?;
         Ok(MyInfo {
             mid: u.mid,
@@ -382,5 +409,7 @@ fn hash_password(p: &str) -> Result<String> {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -24,11 +24,14 @@ pub struct FetchRequest {
 
 impl Service {
     pub async fn fetch(&self, caller: &Caller, req: FetchRequest) -> Result<MessagePage> {
-
         let begin = req.begin_seqno;
         let end = req.end_seqno.filter(|e| *e > 0);
         let tips_only = req.size == 0;
-        let size = if tips_only { TIPS_PAGE } else { req.size.min(MAX_FETCH) };
+        let size = if tips_only {
+            TIPS_PAGE
+        } else {
+            req.size.min(MAX_FETCH)
+        };
         let empty = MessagePage {
             messages: None,
             has_more: 0,
@@ -37,9 +40,15 @@ impl Service {
             e_infos: None,
         };
         let conv_id = if req.session_type == 2 {
-            self.readable_group(caller.mid, req.talker_id).await?.conv_id
+            self.readable_group(caller.mid, req.talker_id)
+                .await?
+                .conv_id
         } else {
-            match self.store.pair_conversation(caller.mid, req.talker_id).await? {
+            match self
+                .store
+                .pair_conversation(caller.mid, req.talker_id)
+                .await?
+            {
                 Some((conv_id, _)) => conv_id,
                 None => return Ok(empty),
             }

@@ -103,7 +103,9 @@ pub struct Service {
 /// An entry lives a few seconds: a revocation made through another process sharing the
 /// database takes effect within that time (one made here, at once).
 pub(crate) struct LoginCache {
-    entries: std::sync::RwLock<std::collections::HashMap<String, (crate::store::Login, std::time::Instant)>>,
+    entries: std::sync::RwLock<
+        std::collections::HashMap<String, (crate::store::Login, std::time::Instant)>,
+    >,
     ttl: std::time::Duration,
 }
 
@@ -111,7 +113,10 @@ impl LoginCache {
     const MAX_ENTRIES: usize = 100_000;
 
     fn new(ttl: std::time::Duration) -> Self {
-        LoginCache { entries: Default::default(), ttl }
+        LoginCache {
+            entries: Default::default(),
+            ttl,
+        }
     }
 
     pub(crate) fn get(&self, hash: &str) -> Option<crate::store::Login> {

@@ -103,7 +103,12 @@ pub(crate) fn one_message_tip(sender: u64, receiver: u64) -> NewMessage {
 
 impl Service {
     /// Check 6 of a send to a user: blocks, privacy and the one-message rule.
-    pub(crate) async fn relation_policy(&self, caller: &Caller, receiver: &User, msg_type: u32) -> Result<SendPolicy> {
+    pub(crate) async fn relation_policy(
+        &self,
+        caller: &Caller,
+        receiver: &User,
+        msg_type: u32,
+    ) -> Result<SendPolicy> {
         if receiver.system_msg_type != 0 && !self.config.system_accounts_accept_messages {
             return Err(DomainError::PrivacyBlocked);
         }
@@ -115,7 +120,10 @@ impl Service {
         if theirs.block || (receiver.privacy == 1 && !theirs.follow) {
             return Err(DomainError::PrivacyBlocked);
         }
-        let mut policy = SendPolicy { receiver_follows: theirs.follow, ..Default::default() };
+        let mut policy = SendPolicy {
+            receiver_follows: theirs.follow,
+            ..Default::default()
+        };
         if theirs.follow || msg_type == sixin_proto::content::RECALL {
             return Ok(policy);
         }
@@ -143,12 +151,18 @@ impl Service {
     /// Check 7: rate limits and maintenance mode.
     pub(crate) async fn check_rates(&self, caller: &Caller, receiver_follows: bool) -> Result<()> {
         let now = self.clock.now_secs();
-        let per_second = self.store.count_hit(&format!("s:{}", caller.mid), now).await?;
+        let per_second = self
+            .store
+            .count_hit(&format!("s:{}", caller.mid), now)
+            .await?;
         if per_second > self.config.sends_per_second {
             return Err(DomainError::TooFast);
         }
         if !receiver_follows {
-            let today = self.store.count_hit(&format!("d:{}", caller.mid), day_of(now)).await?;
+            let today = self
+                .store
+                .count_hit(&format!("d:{}", caller.mid), day_of(now))
+                .await?;
             if today > self.config.daily_sends_to_strangers {
                 return Err(DomainError::DailyLimit);
             }
@@ -164,19 +178,29 @@ impl Service {
     }
 
     pub async fn set_maintenance(&self, on: bool) -> Result<()> {
-        self.store.set_server_flag(MAINTENANCE_FLAG, i64::from(on)).await?;
+        self.store
+            .set_server_flag(MAINTENANCE_FLAG, i64::from(on))
+            .await?;
         Ok(())
     }
 
     /// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
     /// sender, and the sender is flagged or the text hits a spam keyword.
-    pub(crate) fn intercepts(&self, caller: &User, receiver_follows: bool, text: Option<&str>) -> bool {
+    pub(crate) fn intercepts(
+        &self,
+        caller: &User,
+        receiver_follows: bool,
+        text: Option<&str>,
+    ) -> bool {
         if receiver_follows {
             return false;
         }
         caller.flagged
             || text.is_some_and(|t| {
-                self.config.spam_keywords.iter().any(|k| !k.is_empty() && t.contains(k.as_str()))
+                self.config
+                    .spam_keywords
+                    .iter()
+                    .any(|k| !k.is_empty() && t.contains(k.as_str()))
             })
     }
 
@@ -184,7 +208,12 @@ impl Service {
     /// never triggering further automatic messages). Nobody read anything: unlike a message
     /// written by hand, an automatic one leaves its sender's read mark where it was, so what
     /// the sender had not read yet stays unread.
-    pub(crate) async fn deliver(&self, from: u64, to: u64, messages: Vec<NewMessage>) -> Result<()> {
+    pub(crate) async fn deliver(
+        &self,
+        from: u64,
+        to: u64,
+        messages: Vec<NewMessage>,
+    ) -> Result<()> {
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
         self.store
@@ -206,7 +235,12 @@ impl Service {
 
     /// The receiver's automatic answer to a message a person wrote: the first matching keyword
     /// reply, else the message reply once per counterpart per day.
-    pub(crate) async fn auto_reply_to_message(&self, sender: u64, receiver: u64, text: Option<&str>) -> Result<()> {
+    pub(crate) async fn auto_reply_to_message(
+        &self,
+        sender: u64,
+        receiver: u64,
+        text: Option<&str>,
+    ) -> Result<()> {
         let replies = self.store.auto_replies(receiver).await?;
         if let Some(t) = text {
             if let Some(k) = replies
@@ -215,7 +249,11 @@ impl Service {
                 .find(|k| !k.keyword.is_empty() && t.contains(k.keyword.as_str()))
             {
                 return self
-                    .deliver(receiver, sender, vec![auto_text(receiver, sender, &k.reply, SOURCE_KEYWORD_REPLY)])
+                    .deliver(
+                        receiver,
+                        sender,
+                        vec![auto_text(receiver, sender, &k.reply, SOURCE_KEYWORD_REPLY)],
+                    )
                     .await;
             }
         }
@@ -228,7 +266,12 @@ impl Service {
             self.deliver(
                 receiver,
                 sender,
-                vec![auto_text(receiver, sender, &replies.message_reply, SOURCE_MESSAGE_REPLY)],
+                vec![auto_text(
+                    receiver,
+                    sender,
+                    &replies.message_reply,
+                    SOURCE_MESSAGE_REPLY,
+                )],
             )
             .await?;
         }
@@ -240,7 +283,11 @@ impl Service {
         if fid == caller.mid {
             return Err(DomainError::SelfRelation);
         }
-        let target = self.store.user(fid).await?.ok_or(DomainError::BadRequest("unknown fid"))?;
+        let target = self
+            .store
+            .user(fid)
+            .await?
+            .ok_or(DomainError::BadRequest("unknown fid"))?;
         let now_ms = self.clock.now_ms();
         let mut mine = self.store.relation(caller.mid, fid).await?;
         match act {
@@ -256,20 +303,36 @@ impl Service {
                     return Err(DomainError::AlreadyFollowed);
                 }
                 mine.follow = true;
-                self.store.set_relation(caller.mid, fid, mine, now_ms).await?;
+                self.store
+                    .set_relation(caller.mid, fid, mine, now_ms)
+                    .await?;
                 if target.system_msg_type != 0 {
                     return Ok(());
                 }
                 if theirs.follow {
-                    self.deliver(caller.mid, fid, vec![auto_text(caller.mid, fid, MUTUAL_FOLLOW_TEXT, SOURCE_MUTUAL_FOLLOW)])
-                        .await?;
+                    self.deliver(
+                        caller.mid,
+                        fid,
+                        vec![auto_text(
+                            caller.mid,
+                            fid,
+                            MUTUAL_FOLLOW_TEXT,
+                            SOURCE_MUTUAL_FOLLOW,
+                        )],
+                    )
+                    .await?;
                 }
                 let replies = self.store.auto_replies(fid).await?;
                 if !replies.follow_reply.is_empty() {
                     self.deliver(
                         fid,
                         caller.mid,
-                        vec![auto_text(fid, caller.mid, &replies.follow_reply, SOURCE_FOLLOW_REPLY)],
+                        vec![auto_text(
+                            fid,
+                            caller.mid,
+                            &replies.follow_reply,
+                            SOURCE_FOLLOW_REPLY,
+                        )],
                     )
                     .await?;
                 }
@@ -278,7 +341,9 @@ impl Service {
                 if mine.follow {
                     mine.follow = false;
                     mine.special = false;
-                    self.store.set_relation(caller.mid, fid, mine, now_ms).await?;
+                    self.store
+                        .set_relation(caller.mid, fid, mine, now_ms)
+                        .await?;
                 }
             }
             RelationAct::Block => {
@@ -287,18 +352,28 @@ impl Service {
                 }
                 // Blocking ends both follows.
                 let mut theirs = self.store.relation(fid, caller.mid).await?;
-                mine = Relation { follow: false, special: false, block: true };
-                self.store.set_relation(caller.mid, fid, mine, now_ms).await?;
+                mine = Relation {
+                    follow: false,
+                    special: false,
+                    block: true,
+                };
+                self.store
+                    .set_relation(caller.mid, fid, mine, now_ms)
+                    .await?;
                 if theirs.follow {
                     theirs.follow = false;
                     theirs.special = false;
-                    self.store.set_relation(fid, caller.mid, theirs, now_ms).await?;
+                    self.store
+                        .set_relation(fid, caller.mid, theirs, now_ms)
+                        .await?;
                 }
             }
             RelationAct::Unblock => {
                 if mine.block {
                     mine.block = false;
-                    self.store.set_relation(caller.mid, fid, mine, now_ms).await?;
+                    self.store
+                        .set_relation(caller.mid, fid, mine, now_ms)
+                        .await?;
                 }
             }
         }
@@ -314,7 +389,8 @@ impl Service {
             return Ok(false);
         }
         Ok(matches!(
-            self.relation_policy(caller, &receiver, sixin_proto::content::TEXT).await,
+            self.relation_policy(caller, &receiver, sixin_proto::content::TEXT)
+                .await,
             Err(DomainError::OneMessageLimit)
         ))
     }
@@ -326,7 +402,12 @@ impl Service {
 
     /// Changes a user's privacy and auto-replies; `None` leaves a part as it is. Everything is
     /// checked before anything is written: a request with one bad part changes nothing.
-    pub async fn update_settings(&self, mid: u64, privacy: Option<u8>, replies: Option<AutoReplies>) -> Result<()> {
+    pub async fn update_settings(
+        &self,
+        mid: u64,
+        privacy: Option<u8>,
+        replies: Option<AutoReplies>,
+    ) -> Result<()> {
         self.store.user(mid).await?.ok_or(DomainError::NotFound)?;
         if privacy.is_some_and(|p| p > 1) {
             return Err(DomainError::InvalidArgument("privacy"));
@@ -336,7 +417,9 @@ impl Service {
             if too_long(&r.follow_reply)
                 || too_long(&r.message_reply)
                 || r.keyword_replies.len() > 50
-                || r.keyword_replies.iter().any(|k| k.keyword.is_empty() || too_long(&k.reply) || k.reply.is_empty())
+                || r.keyword_replies
+                    .iter()
+                    .any(|k| k.keyword.is_empty() || too_long(&k.reply) || k.reply.is_empty())
             {
                 return Err(DomainError::InvalidArgument("auto replies"));
             }
@@ -357,17 +440,26 @@ impl Service {
     }
 
     /// `update_intercept`: 0 releases a session from the dustbin and trusts it, 1 intercepts it.
-    pub async fn update_intercept(&self, caller: &Caller, talker_id: u64, intercept: bool) -> Result<()> {
+    pub async fn update_intercept(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        intercept: bool,
+    ) -> Result<()> {
         if system::by_mid(talker_id).is_some() && intercept {
             return Err(DomainError::InvalidArgument("talker_id"));
         }
-        self.store.set_intercept(caller.mid, 1, talker_id, intercept).await?;
+        self.store
+            .set_intercept(caller.mid, 1, talker_id, intercept)
+            .await?;
         Ok(())
     }
 
     pub async fn dustbin_ack_all(&self, caller: &Caller) -> Result<()> {
         for t in self.store.intercepted_talkers(caller.mid).await? {
-            self.store.ack(caller.mid, 1, t, None, self.clock.now_us()).await?;
+            self.store
+                .ack(caller.mid, 1, t, None, self.clock.now_us())
+                .await?;
         }
         Ok(())
     }

@@ -84,7 +84,11 @@ impl Service {
         // 5: recall.
         let recall_target = if msg_type == content::RECALL {
             let conv_id = match &target {
-                Target::User(r) => self.store.pair_conversation(caller.mid, r.mid).await?.map(|c| c.0),
+                Target::User(r) => self
+                    .store
+                    .pair_conversation(caller.mid, r.mid)
+                    .await?
+                    .map(|c| c.0),
                 Target::Group(g) => Some(g.conv_id),
             };
             Some(self.check_recall(caller.mid, conv_id, &req.content).await?)
@@ -118,8 +122,13 @@ impl Service {
                 let policy = self.relation_policy(caller, receiver, msg_type).await?;
                 // 7: rate limits and maintenance.
                 self.check_rates(caller, policy.receiver_follows).await?;
-                let sender = self.store.user(caller.mid).await?.ok_or(DomainError::NotLoggedIn)?;
-                let mut intercept = self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+                let sender = self
+                    .store
+                    .user(caller.mid)
+                    .await?
+                    .ok_or(DomainError::NotLoggedIn)?;
+                let mut intercept =
+                    self.intercepts(&sender, policy.receiver_follows, text.as_deref());
                 if intercept
                     && self
                         .store
@@ -131,10 +140,17 @@ impl Service {
                     intercept = false;
                 }
                 let messages = std::iter::once(message)
-                    .chain(policy.tip.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
+                    .chain(
+                        policy
+                            .tip
+                            .then(|| relations::one_message_tip(caller.mid, receiver.mid)),
+                    )
                     .collect();
                 (
-                    Peer::Pair { a: caller.mid, b: receiver.mid },
+                    Peer::Pair {
+                        a: caller.mid,
+                        b: receiver.mid,
+                    },
                     Insert {
                         messages,
                         now_us: self.clock.now_us(),
@@ -152,7 +168,10 @@ impl Service {
                 self.check_rates(caller, true).await?;
                 let at_uids = req.at_uids.clone().filter(|v| !v.is_empty());
                 (
-                    Peer::Group { group_id: g.group_id, conv_id: g.conv_id },
+                    Peer::Group {
+                        group_id: g.group_id,
+                        conv_id: g.conv_id,
+                    },
                     Insert {
                         messages: vec![NewMessage { at_uids, ..message }],
                         now_us: self.clock.now_us(),
@@ -183,7 +202,10 @@ impl Service {
 
         // Side effects: the message is stored whatever happens to them.
         if let (Some(receiver), true, false) = (receiver, manual, intercept) {
-            if let Err(e) = self.auto_reply_to_message(caller.mid, receiver, text.as_deref()).await {
+            if let Err(e) = self
+                .auto_reply_to_message(caller.mid, receiver, text.as_deref())
+                .await
+            {
                 tracing::warn!(error = %e, "auto-reply failed");
             }
         }
@@ -213,8 +235,9 @@ impl Service {
         }
         match msg_type {
             content::TEXT => {
-                let text: content::Text = serde_json::from_str(raw)
-                    .map_err(|_| DomainError::BadRequest("text content is not {\"content\":\"...\"}"))?;
+                let text: content::Text = serde_json::from_str(raw).map_err(|_| {
+                    DomainError::BadRequest("text content is not {\"content\":\"...\"}")
+                })?;
                 if text.content.is_empty() {
                     return Err(DomainError::BadRequest("empty text"));
                 }
@@ -232,7 +255,10 @@ impl Service {
                 let ok = url::Url::parse(url.trim())
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .and_then(|u| u.host_str().map(|h| host_allowed(h, &self.config.image_hosts)))
+                    .and_then(|u| {
+                        u.host_str()
+                            .map(|h| host_allowed(h, &self.config.image_hosts))
+                    })
                     .unwrap_or(false);
                 if !ok {
                     return Err(DomainError::BadImage);
@@ -240,7 +266,8 @@ impl Service {
                 Ok(None)
             }
             _ => {
-                parse_recall_target(raw).ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+                parse_recall_target(raw)
+                    .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
                 Ok(None)
             }
         }
@@ -249,8 +276,13 @@ impl Service {
     /// Check 5: the recall's target must be the caller's own, live, recent message in this
     /// conversation.
     async fn check_recall(&self, caller: u64, conv_id: Option<i64>, raw: &str) -> Result<u64> {
-        let key = parse_recall_target(raw).ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
-        let target = self.store.message_by_key(key).await?.ok_or(DomainError::MsgKeyNotFound)?;
+        let key = parse_recall_target(raw)
+            .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+        let target = self
+            .store
+            .message_by_key(key)
+            .await?
+            .ok_or(DomainError::MsgKeyNotFound)?;
         if conv_id != Some(target.conv_id)
             || target.msg.sender_uid != caller
             || target.msg.msg_type == content::RECALL

@@ -7,7 +7,9 @@ use sixin_proto::{
 };
 
 use super::{system, Caller, DomainError, Result, Service};
-use crate::store::{GroupQuery, ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_USER};
+use crate::store::{
+    GroupQuery, ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_USER,
+};
 
 pub const MAX_SESSIONS: u32 = 100;
 const MAX_PINNED: u32 = 100;
@@ -80,16 +82,33 @@ impl Service {
                 followed: req.unfollow_fold.then_some(true),
                 system: None,
             }),
-            2 | 8 => Some(ListKind::Users { followed: Some(false), system: Some(false) }),
-            7 => Some(ListKind::Users { followed: None, system: Some(true) }),
-            9 => Some(ListKind::Users { followed: Some(true), system: None }),
+            2 | 8 => Some(ListKind::Users {
+                followed: Some(false),
+                system: Some(false),
+            }),
+            7 => Some(ListKind::Users {
+                followed: None,
+                system: Some(true),
+            }),
+            9 => Some(ListKind::Users {
+                followed: Some(true),
+                system: None,
+            }),
             5 => Some(ListKind::Intercepted),
             3 => None,
             _ => return Err(DomainError::InvalidArgument("session_type")),
         };
         let with_groups = req.session_type == 3 || (req.session_type == 4 && !req.group_fold);
-        let sort = if req.sort_rule == 3 { SortBy::AckTs } else { SortBy::SessionTs };
-        let size = if req.size == 0 { 20 } else { req.size.min(MAX_SESSIONS) };
+        let sort = if req.sort_rule == 3 {
+            SortBy::AckTs
+        } else {
+            SortBy::SessionTs
+        };
+        let size = if req.size == 0 {
+            20
+        } else {
+            req.size.min(MAX_SESSIONS)
+        };
         let first_page = req.begin_ts.is_none() && req.end_ts.is_none();
         let key = |r: &SessionRow| match sort {
             SortBy::SessionTs => r.session_ts,
@@ -105,7 +124,14 @@ impl Service {
                     .store
                     .sessions(
                         caller.mid,
-                        &SessionQuery { kind, sort, after: None, before: None, pinned: true, limit: MAX_PINNED },
+                        &SessionQuery {
+                            kind,
+                            sort,
+                            after: None,
+                            before: None,
+                            pinned: true,
+                            limit: MAX_PINNED,
+                        },
                     )
                     .await?;
             }
@@ -113,7 +139,14 @@ impl Service {
                 .store
                 .sessions(
                     caller.mid,
-                    &SessionQuery { kind, sort, after: req.begin_ts, before: req.end_ts, pinned: false, limit: size + 1 },
+                    &SessionQuery {
+                        kind,
+                        sort,
+                        after: req.begin_ts,
+                        before: req.end_ts,
+                        pinned: false,
+                        limit: size + 1,
+                    },
                 )
                 .await?;
         }
@@ -121,7 +154,15 @@ impl Service {
             // A user belongs to few groups: their sessions are read whole and merged here.
             let groups = self
                 .store
-                .group_sessions(caller.mid, &GroupQuery { group_id: None, after: None, before: None, include_removed: false })
+                .group_sessions(
+                    caller.mid,
+                    &GroupQuery {
+                        group_id: None,
+                        after: None,
+                        before: None,
+                        include_removed: false,
+                    },
+                )
                 .await?;
             let by_join = req.session_type == 3 && !matches!(req.sort_rule, 1..=3);
             for g in groups {
@@ -130,7 +171,8 @@ impl Service {
                         pinned.push(g);
                     }
                 } else if by_join
-                    || (req.begin_ts.is_none_or(|b| key(&g) > b) && req.end_ts.is_none_or(|e| key(&g) < e))
+                    || (req.begin_ts.is_none_or(|b| key(&g) > b)
+                        && req.end_ts.is_none_or(|e| key(&g) < e))
                 {
                     rest.push(g);
                 }
@@ -148,7 +190,10 @@ impl Service {
         let mut rows = pinned;
         rows.extend(rest);
         let system_mids: Vec<u64> = system::SYSTEM_ACCOUNTS.iter().map(|a| a.mid).collect();
-        let present = self.store.talkers_with_sessions(caller.mid, &system_mids).await?;
+        let present = self
+            .store
+            .talkers_with_sessions(caller.mid, &system_mids)
+            .await?;
         let system_msg = (!present.is_empty()).then(|| {
             system::SYSTEM_ACCOUNTS
                 .iter()
@@ -167,19 +212,48 @@ impl Service {
     }
 
     fn session_list(&self, rows: Vec<SessionRow>, web: bool) -> Option<Vec<Session>> {
-        (!rows.is_empty()).then(|| rows.into_iter().map(|r| self.session_object(r, web)).collect())
+        (!rows.is_empty()).then(|| {
+            rows.into_iter()
+                .map(|r| self.session_object(r, web))
+                .collect()
+        })
     }
 
-    pub async fn new_sessions(&self, caller: &Caller, begin_ts: i64, size: u32, web: bool) -> Result<SessionList> {
-        let size = if size == 0 { 20 } else { size.min(MAX_SESSIONS) };
-        let mut rows = self.store.sessions_since(caller.mid, begin_ts, size + 1).await?;
+    pub async fn new_sessions(
+        &self,
+        caller: &Caller,
+        begin_ts: i64,
+        size: u32,
+        web: bool,
+    ) -> Result<SessionList> {
+        let size = if size == 0 {
+            20
+        } else {
+            size.min(MAX_SESSIONS)
+        };
+        let mut rows = self
+            .store
+            .sessions_since(caller.mid, begin_ts, size + 1)
+            .await?;
         let groups = self
             .store
-            .group_sessions(caller.mid, &GroupQuery { group_id: None, after: Some(begin_ts), before: None, include_removed: false })
+            .group_sessions(
+                caller.mid,
+                &GroupQuery {
+                    group_id: None,
+                    after: Some(begin_ts),
+                    before: None,
+                    include_removed: false,
+                },
+            )
             .await?;
         if !groups.is_empty() {
             rows.extend(groups);
-            rows.sort_by(|a, b| b.session_ts.cmp(&a.session_ts).then(b.talker_id.cmp(&a.talker_id)));
+            rows.sort_by(|a, b| {
+                b.session_ts
+                    .cmp(&a.session_ts)
+                    .then(b.talker_id.cmp(&a.talker_id))
+            });
         }
         let has_more = rows.len() > size as usize;
         rows.truncate(size as usize);
@@ -193,49 +267,103 @@ impl Service {
         })
     }
 
-    pub async fn session_detail(&self, caller: &Caller, talker_id: u64, session_type: u8, web: bool) -> Result<Session> {
+    pub async fn session_detail(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        session_type: u8,
+        web: bool,
+    ) -> Result<Session> {
         check_session_type(session_type)?;
         if session_type != SESSION_USER {
-            let q = GroupQuery { group_id: Some(talker_id), after: None, before: None, include_removed: true };
+            let q = GroupQuery {
+                group_id: Some(talker_id),
+                after: None,
+                before: None,
+                include_removed: true,
+            };
             return match self.store.group_sessions(caller.mid, &q).await?.pop() {
                 Some(row) => Ok(self.session_object(row, web)),
                 None => Err(DomainError::SessionNotFound),
             };
         }
-        match self.store.session(caller.mid, session_type, talker_id).await? {
+        match self
+            .store
+            .session(caller.mid, session_type, talker_id)
+            .await?
+        {
             Some(row) if row.last_seqno > 0 => Ok(self.session_object(row, web)),
             _ => Err(DomainError::SessionNotFound),
         }
     }
 
-    pub async fn update_ack(&self, caller: &Caller, talker_id: u64, session_type: u8, ack: Option<u64>) -> Result<()> {
+    pub async fn update_ack(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        session_type: u8,
+        ack: Option<u64>,
+    ) -> Result<()> {
         check_session_type(session_type)?;
         // Acking a conversation that does not exist changes nothing and is not an error.
         self.store
-            .ack(caller.mid, session_type, talker_id, ack, self.clock.now_us())
+            .ack(
+                caller.mid,
+                session_type,
+                talker_id,
+                ack,
+                self.clock.now_us(),
+            )
             .await?;
         Ok(())
     }
 
     /// Hides a session until its next message; what it held counts as read.
-    pub async fn remove_session(&self, caller: &Caller, talker_id: u64, session_type: u8) -> Result<()> {
+    pub async fn remove_session(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        session_type: u8,
+    ) -> Result<()> {
         check_session_type(session_type)?;
         if session_type != SESSION_USER {
             return self.remove_group_session(caller.mid, talker_id).await;
         }
-        if self.store.session(caller.mid, session_type, talker_id).await?.is_none() {
+        if self
+            .store
+            .session(caller.mid, session_type, talker_id)
+            .await?
+            .is_none()
+        {
             return Ok(());
         }
         self.store
-            .ack(caller.mid, session_type, talker_id, None, self.clock.now_us())
+            .ack(
+                caller.mid,
+                session_type,
+                talker_id,
+                None,
+                self.clock.now_us(),
+            )
             .await?;
         self.store
-            .set_session_flag(caller.mid, session_type, talker_id, SessionFlag::Removed(true))
+            .set_session_flag(
+                caller.mid,
+                session_type,
+                talker_id,
+                SessionFlag::Removed(true),
+            )
             .await?;
         Ok(())
     }
 
-    pub async fn set_top(&self, caller: &Caller, talker_id: u64, session_type: u8, pin: bool) -> Result<()> {
+    pub async fn set_top(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        session_type: u8,
+        pin: bool,
+    ) -> Result<()> {
         check_session_type(session_type)?;
         let ts = if pin { self.clock.now_us() } else { 0 };
         self.store
@@ -244,14 +372,25 @@ impl Service {
         Ok(())
     }
 
-    pub async fn set_dnd(&self, caller: &Caller, session_type: u8, talker_id: u64, on: bool) -> Result<()> {
+    pub async fn set_dnd(
+        &self,
+        caller: &Caller,
+        session_type: u8,
+        talker_id: u64,
+        on: bool,
+    ) -> Result<()> {
         self.store
             .set_session_flag(caller.mid, session_type, talker_id, SessionFlag::Dnd(on))
             .await?;
         Ok(())
     }
 
-    pub async fn get_dnd(&self, caller: &Caller, uids: &[u64], group_ids: &[u64]) -> Result<MsgDnd> {
+    pub async fn get_dnd(
+        &self,
+        caller: &Caller,
+        uids: &[u64],
+        group_ids: &[u64],
+    ) -> Result<MsgDnd> {
         let settings = |stored: Vec<(u64, bool)>, ids: &[u64]| {
             ids.iter()
                 .map(|id| DndSetting {
@@ -268,14 +407,28 @@ impl Service {
         })
     }
 
-    pub async fn set_push_setting(&self, caller: &Caller, talker_id: u64, setting: u8) -> Result<()> {
+    pub async fn set_push_setting(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+        setting: u8,
+    ) -> Result<()> {
         self.store
-            .set_session_flag(caller.mid, SESSION_USER, talker_id, SessionFlag::PushSetting(setting))
+            .set_session_flag(
+                caller.mid,
+                SESSION_USER,
+                talker_id,
+                SessionFlag::PushSetting(setting),
+            )
             .await?;
         Ok(())
     }
 
-    pub async fn session_settings(&self, caller: &Caller, talker_id: u64) -> Result<SessionSettings> {
+    pub async fn session_settings(
+        &self,
+        caller: &Caller,
+        talker_id: u64,
+    ) -> Result<SessionSettings> {
         let mine = self.store.relation(caller.mid, talker_id).await?;
         let theirs = self.store.relation(talker_id, caller.mid).await?;
         let follow_status = if mine.block {

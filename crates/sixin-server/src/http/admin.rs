@@ -1,5 +1,7 @@
 //! The admin API under `/admin/v1/`: JSON in, JSON out, `Authorization: Bearer <token>`.
 //! With no token configured it answers 403 to everything.
+// Admin handlers build their error responses early and pass them up as `Err`.
+#![allow(clippy::result_large_err)]
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,7 +18,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/users", post(create_user))
         .route("/users/{mid}", get(get_user))
-        .route("/users/{mid}/logins", post(create_login).delete(revoke_logins))
+        .route(
+            "/users/{mid}/logins",
+            post(create_login).delete(revoke_logins),
+        )
         .route("/users/{mid}/settings", get(get_settings).put(put_settings))
         .route("/relations", put(set_relation))
         .route("/maintenance", get(get_maintenance).put(put_maintenance))
@@ -25,7 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route("/groups", post(create_group))
         .route("/groups/{id}", get(get_group))
         .route("/groups/{id}/members", post(add_member))
-        .route("/groups/{id}/members/{mid}", axum::routing::delete(remove_member))
+        .route(
+            "/groups/{id}/members/{mid}",
+            axum::routing::delete(remove_member),
+        )
         .route("/groups/{id}/freeze", post(freeze_group))
         .route("/groups/{id}/dissolve", post(dissolve_group))
 }
@@ -58,7 +66,10 @@ fn domain_err(e: DomainError) -> Response {
 fn authorize(svc: &Service, headers: &HeaderMap) -> Result<(), Response> {
     let expected = svc.config.admin_token.as_bytes();
     if expected.is_empty() {
-        return Err(err(StatusCode::FORBIDDEN, "the admin API is disabled (no admin_token configured)"));
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "the admin API is disabled (no admin_token configured)",
+        ));
     }
     let given = headers
         .get(header::AUTHORIZATION)
@@ -67,24 +78,37 @@ fn authorize(svc: &Service, headers: &HeaderMap) -> Result<(), Response> {
         .unwrap_or("")
         .as_bytes();
     let same = given.len() == expected.len()
-        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if same {
         Ok(())
     } else {
-        Err(err(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
     }
 }
 
 /// A JSON body, with malformed input answered as 400 in the admin API's own shape.
 fn body<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(raw).map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+    serde_json::from_slice(raw)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
 }
 
 fn mid_of(raw: &str) -> Result<u64, Response> {
-    sixin_proto::params::parse_u64(raw).ok_or_else(|| err(StatusCode::BAD_REQUEST, "mid must be an unsigned integer"))
+    sixin_proto::params::parse_u64(raw)
+        .ok_or_else(|| err(StatusCode::BAD_REQUEST, "mid must be an unsigned integer"))
 }
 
-async fn create_user(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn create_user(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         let req: NewUserRequest = body(&raw)?;
@@ -94,7 +118,11 @@ async fn create_user(State(svc): State<AppState>, headers: HeaderMap, raw: axum:
     answer(r)
 }
 
-async fn get_user(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+async fn get_user(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(mid): Path<String>,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         let mid = mid_of(&mid)?;
@@ -113,7 +141,11 @@ async fn get_user(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Pa
     answer(r)
 }
 
-async fn create_login(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+async fn create_login(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(mid): Path<String>,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         svc.create_login(mid_of(&mid)?).await.map_err(domain_err)
@@ -122,7 +154,11 @@ async fn create_login(State(svc): State<AppState>, headers: HeaderMap, Path(mid)
     answer(r)
 }
 
-async fn revoke_logins(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+async fn revoke_logins(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(mid): Path<String>,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         svc.revoke_logins(mid_of(&mid)?).await.map_err(domain_err)
@@ -139,11 +175,18 @@ struct RelationBody {
     patch: RelationPatch,
 }
 
-async fn set_relation(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn set_relation(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         let b: RelationBody = body(&raw)?;
-        svc.patch_relation(b.mid, b.fid, b.patch).await.map_err(domain_err).map(|rel| (b.mid, b.fid, rel))
+        svc.patch_relation(b.mid, b.fid, b.patch)
+            .await
+            .map_err(domain_err)
+            .map(|rel| (b.mid, b.fid, rel))
     }
     .await;
     match r {
@@ -169,7 +212,11 @@ struct SystemMessageBody {
     msg_source: Option<u32>,
 }
 
-async fn system_message(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn system_message(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         let b: SystemMessageBody = body(&raw)?;
@@ -178,10 +225,18 @@ async fn system_message(State(svc): State<AppState>, headers: HeaderMap, raw: ax
             (None, Some(t)) => system::by_type(t)
                 .map(|a| a.mid)
                 .ok_or_else(|| err(StatusCode::BAD_REQUEST, "unknown system_msg_type"))?,
-            (None, None) => return Err(err(StatusCode::BAD_REQUEST, "from or system_msg_type is required")),
+            (None, None) => {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "from or system_msg_type is required",
+                ))
+            }
         };
         if !matches!(b.msg_type, 10 | 11 | 12 | 13 | 16) {
-            return Err(err(StatusCode::BAD_REQUEST, "msg_type must be 10, 11, 12, 13 or 16"));
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "msg_type must be 10, 11, 12, 13 or 16",
+            ));
         }
         let source = b.msg_source.unwrap_or(6);
         if !matches!(source, 5 | 6) {
@@ -216,17 +271,29 @@ struct ClockBody {
     advance_ms: Option<i64>,
 }
 
-async fn set_clock(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn set_clock(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         if !svc.config.test_mode {
-            return Err(err(StatusCode::FORBIDDEN, "the clock can only be changed in test mode"));
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "the clock can only be changed in test mode",
+            ));
         }
         let b: ClockBody = body(&raw)?;
         match (b.set_ms, b.advance_ms) {
             (Some(ms), None) if ms >= 0 => svc.clock.set_ms(ms),
             (None, Some(ms)) => svc.clock.advance_ms(ms),
-            _ => return Err(err(StatusCode::BAD_REQUEST, "give exactly one of set_ms (>= 0) or advance_ms")),
+            _ => {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "give exactly one of set_ms (>= 0) or advance_ms",
+                ))
+            }
         }
         Ok(())
     }
@@ -262,7 +329,11 @@ async fn settings_json(svc: &Service, mid: u64) -> Result<serde_json::Value, Res
     }))
 }
 
-async fn get_settings(State(svc): State<AppState>, headers: HeaderMap, Path(mid): Path<String>) -> Response {
+async fn get_settings(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(mid): Path<String>,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         settings_json(&svc, mid_of(&mid)?).await
@@ -282,25 +353,31 @@ async fn put_settings(
         authorize(&svc, &headers)?;
         let mid = mid_of(&mid)?;
         let b: SettingsBody = body(&raw)?;
-        let replies = if b.follow_reply.is_some() || b.message_reply.is_some() || b.keyword_replies.is_some() {
-            let (_, mut r) = svc.settings_of(mid).await.map_err(domain_err)?;
-            if let Some(v) = b.follow_reply {
-                r.follow_reply = v;
-            }
-            if let Some(v) = b.message_reply {
-                r.message_reply = v;
-            }
-            if let Some(v) = b.keyword_replies {
-                r.keyword_replies = v;
-            }
-            Some(r)
-        } else {
-            None
-        };
-        svc.update_settings(mid, b.privacy, replies).await.map_err(|e| match e {
-            DomainError::InvalidArgument(what) => err(StatusCode::BAD_REQUEST, format!("invalid {what}")),
-            e => domain_err(e),
-        })?;
+        let replies =
+            if b.follow_reply.is_some() || b.message_reply.is_some() || b.keyword_replies.is_some()
+            {
+                let (_, mut r) = svc.settings_of(mid).await.map_err(domain_err)?;
+                if let Some(v) = b.follow_reply {
+                    r.follow_reply = v;
+                }
+                if let Some(v) = b.message_reply {
+                    r.message_reply = v;
+                }
+                if let Some(v) = b.keyword_replies {
+                    r.keyword_replies = v;
+                }
+                Some(r)
+            } else {
+                None
+            };
+        svc.update_settings(mid, b.privacy, replies)
+            .await
+            .map_err(|e| match e {
+                DomainError::InvalidArgument(what) => {
+                    err(StatusCode::BAD_REQUEST, format!("invalid {what}"))
+                }
+                e => domain_err(e),
+            })?;
         if let Some(f) = b.flagged {
             svc.set_flagged(mid, f).await.map_err(domain_err)?;
         }
@@ -327,11 +404,17 @@ struct MaintenanceBody {
 
 /// Switches maintenance (read-only) mode for every process sharing the database. With
 /// `maintenance = true` in the configuration it stays on regardless.
-async fn put_maintenance(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn put_maintenance(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     let r = async {
         authorize(&svc, &headers)?;
         let b: MaintenanceBody = body(&raw)?;
-        svc.set_maintenance(b.maintenance).await.map_err(domain_err)?;
+        svc.set_maintenance(b.maintenance)
+            .await
+            .map_err(domain_err)?;
         svc.in_maintenance().await.map_err(domain_err)
     }
     .await;
@@ -345,7 +428,6 @@ fn group_err(e: DomainError) -> Response {
     }
 }
 
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
@@ -357,18 +439,28 @@ struct GroupBody {
     group_type: u8,
 }
 
-async fn create_group(State(svc): State<AppState>, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+async fn create_group(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
     answer(
         async {
             authorize(&svc, &headers)?;
             let b: GroupBody = body(&raw)?;
-            svc.create_group(b.owner, &b.name, &b.cover, b.group_type).await.map_err(group_err)
+            svc.create_group(b.owner, &b.name, &b.cover, b.group_type)
+                .await
+                .map_err(group_err)
         }
         .await,
     )
 }
 
-async fn get_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_group(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             authorize(&svc, &headers)?;
@@ -408,13 +500,19 @@ async fn remove_member(
     answer(
         async {
             authorize(&svc, &headers)?;
-            svc.leave_group(mid_of(&id)?, mid_of(&mid)?).await.map_err(group_err)
+            svc.leave_group(mid_of(&id)?, mid_of(&mid)?)
+                .await
+                .map_err(group_err)
         }
         .await,
     )
 }
 
-async fn freeze_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn freeze_group(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             authorize(&svc, &headers)?;
@@ -424,7 +522,11 @@ async fn freeze_group(State(svc): State<AppState>, headers: HeaderMap, Path(id):
     )
 }
 
-async fn dissolve_group(State(svc): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn dissolve_group(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             authorize(&svc, &headers)?;

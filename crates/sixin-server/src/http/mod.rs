@@ -143,7 +143,9 @@ impl FromRequest<AppState> for ApiReq {
         match state.config.wbi {
             WbiMode::Ignore => {}
             WbiMode::Verify if params.get("w_rid").is_none() => {}
-            _ => state.verify_wbi(&query_pairs).map_err(|e| error_response(&e))?,
+            _ => state
+                .verify_wbi(&query_pairs)
+                .map_err(|e| error_response(&e))?,
         }
 
         if method == Method::POST {
@@ -232,9 +234,7 @@ impl ApiReq {
 
     /// A required small enum value: missing/malformed → -400, out of u8 range → 2.
     pub fn small(&self, name: &'static str) -> Result<u8, DomainError> {
-        let v = self
-            .opt_i64(name)?
-            .ok_or(DomainError::BadRequest(name))?;
+        let v = self.opt_i64(name)?.ok_or(DomainError::BadRequest(name))?;
         u8::try_from(v).map_err(|_| DomainError::InvalidArgument(name))
     }
 
@@ -287,7 +287,10 @@ async fn metrics(State(svc): State<AppState>) -> Response {
     );
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -328,8 +331,12 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .make_span_with(
+                    tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
+                )
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
         )
         .with_state(state)
 }

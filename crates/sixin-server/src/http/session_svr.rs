@@ -21,7 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/remove_session"), post(remove_session))
         .route(&format!("{BASE}/set_top"), post(set_top))
         .route(&format!("{BASE}/update_intercept"), post(update_intercept))
-        .route(&format!("{BASE}/batch_update_dustbin_ack"), post(batch_update_dustbin_ack))
+        .route(
+            &format!("{BASE}/batch_update_dustbin_ack"),
+            post(batch_update_dustbin_ack),
+        )
         .route(&format!("{BASE}/batch_rm_dustbin"), post(batch_rm_dustbin))
 }
 
@@ -45,7 +48,9 @@ async fn single_unread(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_pr
 async fn my_group_unread(State(svc): State<AppState>, req: ApiReq) -> Api<GroupUnread> {
     Api(async {
         let caller = req.caller(&svc).await?;
-        Ok(GroupUnread { unread_count: svc.group_unread(caller.mid).await? })
+        Ok(GroupUnread {
+            unread_count: svc.group_unread(caller.mid).await?,
+        })
     }
     .await)
 }
@@ -72,7 +77,8 @@ async fn new_sessions(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_pro
     Api(async {
         let caller = req.caller(&svc).await?;
         let begin = req.ts("begin_ts")?.unwrap_or(0);
-        svc.new_sessions(&caller, begin, req.size("size", 20)?, req.web()).await
+        svc.new_sessions(&caller, begin, req.size("size", 20)?, req.web())
+            .await
     }
     .await)
 }

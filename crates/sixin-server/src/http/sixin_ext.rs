@@ -66,7 +66,8 @@ async fn set_settings(State(svc): State<AppState>, req: ApiReq) -> Api<Settings>
             };
             changed = true;
         }
-        svc.update_settings(caller.mid, privacy, changed.then_some(replies)).await?;
+        svc.update_settings(caller.mid, privacy, changed.then_some(replies))
+            .await?;
         let (privacy, r): (u8, AutoReplies) = svc.settings_of(caller.mid).await?;
         Ok(Settings {
             privacy,

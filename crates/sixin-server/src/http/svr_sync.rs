@@ -9,7 +9,10 @@ use super::{Api, ApiReq, AppState};
 use crate::domain::{DomainError, FetchRequest};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/svr_sync/v1/svr_sync/fetch_session_msgs", get(fetch_session_msgs))
+    Router::new().route(
+        "/svr_sync/v1/svr_sync/fetch_session_msgs",
+        get(fetch_session_msgs),
+    )
 }
 
 async fn fetch_session_msgs(State(svc): State<AppState>, req: ApiReq) -> Api<MessagePage> {

@@ -299,8 +299,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases a free Snowflake node id for this process.
     async fn lease_node_id(&self, instance: &str, now_ms: i64, lease_ms: i64) -> Result<u16>;
-    async fn renew_node_id(&self, node: u16, instance: &str, now_ms: i64, lease_ms: i64)
-        -> Result<()>;
+    async fn renew_node_id(
+        &self,
+        node: u16,
+        instance: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<()>;
 
     async fn create_user(&self, user: NewUser, now_ms: i64) -> Result<User>;
     /// Creates or updates a built-in account (system senders).
@@ -331,11 +336,19 @@ pub trait Store: Send + Sync + 'static {
     /// The conversation between two users, if they ever exchanged a message.
     async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<(i64, u64)>>;
     /// Messages of a conversation visible to `viewer` in the window, newest first.
-    async fn messages(&self, conv_id: i64, viewer: u64, window: Window)
-        -> Result<Vec<sixin_proto::Message>>;
+    async fn messages(
+        &self,
+        conv_id: i64,
+        viewer: u64,
+        window: Window,
+    ) -> Result<Vec<sixin_proto::Message>>;
 
-    async fn session(&self, owner: u64, session_type: u8, talker_id: u64)
-        -> Result<Option<SessionRow>>;
+    async fn session(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+    ) -> Result<Option<SessionRow>>;
     async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
     /// Sessions with `session_ts > since`, newest first.
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>>;
@@ -345,14 +358,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves the read mark to `min(ack, max_seqno)` (or the max when `None`) unless it is
     /// already further, recounting unread messages. Returns false when there is no session.
-    async fn ack(&self, owner: u64, session_type: u8, talker_id: u64, ack: Option<u64>, now_us: i64)
-        -> Result<bool>;
+    async fn ack(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        ack: Option<u64>,
+        now_us: i64,
+    ) -> Result<bool>;
     /// Sets a per-user flag, creating the settings row when needed.
-    async fn set_session_flag(&self, owner: u64, session_type: u8, talker_id: u64, flag: SessionFlag)
-        -> Result<()>;
+    async fn set_session_flag(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        flag: SessionFlag,
+    ) -> Result<()>;
     /// DND settings of `owner` towards the given talkers (unset ones are left out).
-    async fn dnd_settings(&self, owner: u64, session_type: u8, talkers: &[u64])
-        -> Result<Vec<(u64, bool)>>;
+    async fn dnd_settings(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talkers: &[u64],
+    ) -> Result<Vec<(u64, bool)>>;
 
     /// Adds one to the counter `key` in window `win` (a new window starts from 1) and returns
     /// the count, atomically across processes.
@@ -366,19 +394,38 @@ pub trait Store: Send + Sync + 'static {
     /// Records that `owner` auto-replied to `counterpart` on `day`; false when it already did.
     async fn claim_daily_reply(&self, owner: u64, counterpart: u64, day: i64) -> Result<bool>;
     /// Sets (or clears) the dustbin flag of a session; releasing also trusts it.
-    async fn set_intercept(&self, owner: u64, session_type: u8, talker_id: u64, intercept: bool) -> Result<bool>;
+    async fn set_intercept(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        intercept: bool,
+    ) -> Result<bool>;
     /// The talkers of `owner`'s intercepted sessions.
     async fn intercepted_talkers(&self, owner: u64) -> Result<Vec<u64>>;
 
     /// Creates a fan group (its conversation, and the owner as first member) and returns it.
-    async fn create_group(&self, owner: u64, name: &str, cover: &str, group_type: u8, now_us: i64) -> Result<Group>;
+    async fn create_group(
+        &self,
+        owner: u64,
+        name: &str,
+        cover: &str,
+        group_type: u8,
+        now_us: i64,
+    ) -> Result<Group>;
     async fn group(&self, group_id: u64) -> Result<Option<Group>>;
     async fn set_group_state(&self, group_id: u64, state: u8) -> Result<()>;
     async fn member(&self, group_id: u64, mid: u64) -> Result<Option<Member>>;
     /// Adds (or re-admits) a member; their read mark starts at the group's newest message.
     async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()>;
     /// Ends a membership at `left_seqno`.
-    async fn end_membership(&self, group_id: u64, mid: u64, left_seqno: u64, now_us: i64) -> Result<()>;
+    async fn end_membership(
+        &self,
+        group_id: u64,
+        mid: u64,
+        left_seqno: u64,
+        now_us: i64,
+    ) -> Result<()>;
     async fn member_count(&self, group_id: u64) -> Result<u64>;
     /// `owner`'s fan-group sessions (members and former members), filtered like `sessions`.
     async fn group_sessions(&self, owner: u64, q: &GroupQuery) -> Result<Vec<SessionRow>>;

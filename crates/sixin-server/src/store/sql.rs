@@ -52,8 +52,9 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         if path != ":memory:" {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| StoreError::Other(format!("creating {}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Other(format!("creating {}: {e}", dir.display()))
+                    })?;
                 }
             }
         }
@@ -130,7 +131,8 @@ fn sqlite_pragmas<'c>(
 ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
     Box::pin(async move {
         conn.execute("PRAGMA busy_timeout = 10000").await?;
-        conn.execute(format!("PRAGMA synchronous = {sync}").as_str()).await?;
+        conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+            .await?;
         Ok(())
     })
 }
@@ -162,7 +164,8 @@ fn decode_message(row: &AnyRow) -> std::result::Result<Option<StoredMessage>, sq
             at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
             msg_key: u(row.try_get("m_msg_key")?),
             msg_status: row.try_get::<i64, _>("m_msg_status")? as u32,
-            sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0).then_some(true),
+            sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0)
+                .then_some(true),
             notify_code: row.try_get("m_notify_code")?,
             new_face_version: Some(row.try_get::<i64, _>("m_new_face_version")? as u8),
             msg_source: row.try_get::<i64, _>("m_msg_source")? as u32,
@@ -170,7 +173,8 @@ fn decode_message(row: &AnyRow) -> std::result::Result<Option<StoredMessage>, sq
     }))
 }
 
-const SESSION_SELECT: &str = "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
+const SESSION_SELECT: &str =
+    "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
     s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
     s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
     COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, \
@@ -280,7 +284,13 @@ impl Store for SqlStore {
         Err(StoreError::Other("all 1024 node ids are leased".into()))
     }
 
-    async fn renew_node_id(&self, node: u16, instance: &str, now_ms: i64, lease_ms: i64) -> Result<()> {
+    async fn renew_node_id(
+        &self,
+        node: u16,
+        instance: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<()> {
         sqlx::query("UPDATE nodes SET lease_ms = $1 WHERE node_id = $2 AND instance = $3")
             .bind(now_ms + lease_ms)
             .bind(i64::from(node))
@@ -342,7 +352,9 @@ impl Store for SqlStore {
     }
 
     async fn upsert_system_user(&self, user: NewUser, now_ms: i64) -> Result<()> {
-        let mid = user.mid.ok_or_else(|| StoreError::Other("system user without mid".into()))?;
+        let mid = user
+            .mid
+            .ok_or_else(|| StoreError::Other("system user without mid".into()))?;
         sqlx::query(
             "INSERT INTO users (mid, name, face, sign, level, system_msg_type, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (mid) DO UPDATE SET \
@@ -381,7 +393,10 @@ impl Store for SqlStore {
             q = q.bind(i(*m));
         }
         let rows = q.fetch_all(&self.read).await?;
-        Ok(rows.iter().map(decode_user).collect::<std::result::Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(decode_user)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn user_count(&self) -> Result<u64> {
@@ -433,11 +448,12 @@ impl Store for SqlStore {
     }
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation> {
-        let row = sqlx::query("SELECT follow, special, block FROM relations WHERE mid = $1 AND fid = $2")
-            .bind(i(mid))
-            .bind(i(fid))
-            .fetch_optional(&self.read)
-            .await?;
+        let row =
+            sqlx::query("SELECT follow, special, block FROM relations WHERE mid = $1 AND fid = $2")
+                .bind(i(mid))
+                .bind(i(fid))
+                .fetch_optional(&self.read)
+                .await?;
         Ok(match row {
             Some(r) => Relation {
                 follow: r.try_get::<i64, _>("follow")? != 0,
@@ -510,7 +526,10 @@ impl Store for SqlStore {
                 .bind(now_us)
                 .fetch_one(&mut *tx)
                 .await?;
-                (row.try_get::<i64, _>("id")?, row.try_get::<i64, _>("max_seqno")?)
+                (
+                    row.try_get::<i64, _>("id")?,
+                    row.try_get::<i64, _>("max_seqno")?,
+                )
             }
             Peer::Group { conv_id, .. } => {
                 let max: i64 = sqlx::query_scalar(
@@ -665,8 +684,11 @@ impl Store for SqlStore {
             let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
                 continue;
             };
-            let incoming: Vec<&NewMessage> =
-                visible.iter().filter(|(s, _)| s.msg.sender_uid != owner).map(|(_, m)| *m).collect();
+            let incoming: Vec<&NewMessage> = visible
+                .iter()
+                .filter(|(s, _)| s.msg.sender_uid != owner)
+                .map(|(_, m)| *m)
+                .collect();
             let unread = incoming.len() as i64;
             let biz = incoming.iter().filter(|m| m.push).count() as i64;
             let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
@@ -715,10 +737,12 @@ impl Store for SqlStore {
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
-        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM messages m WHERE m.msg_key = $1"))
-            .bind(i(msg_key))
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.msg_key = $1"
+        ))
+        .bind(i(msg_key))
+        .fetch_optional(&self.read)
+        .await?;
         match row {
             Some(r) => Ok(decode_message(&r)?),
             None => Ok(None),
@@ -737,7 +761,12 @@ impl Store for SqlStore {
         })
     }
 
-    async fn messages(&self, conv_id: i64, viewer: u64, w: Window) -> Result<Vec<sixin_proto::Message>> {
+    async fn messages(
+        &self,
+        conv_id: i64,
+        viewer: u64,
+        w: Window,
+    ) -> Result<Vec<sixin_proto::Message>> {
         let mut sql = format!(
             "SELECT {MSG_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
              AND (m.visible_to IS NULL OR m.visible_to = $2)"
@@ -782,7 +811,12 @@ impl Store for SqlStore {
         Ok(out)
     }
 
-    async fn session(&self, owner: u64, session_type: u8, talker_id: u64) -> Result<Option<SessionRow>> {
+    async fn session(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+    ) -> Result<Option<SessionRow>> {
         let sql = format!(
             "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3"
         );
@@ -851,7 +885,10 @@ impl Store for SqlStore {
             }
         }
         let rows = query.bind(i64::from(q.limit)).fetch_all(&self.read).await?;
-        Ok(rows.iter().map(decode_session).collect::<std::result::Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(decode_session)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
@@ -866,7 +903,10 @@ impl Store for SqlStore {
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;
-        Ok(rows.iter().map(decode_session).collect::<std::result::Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(decode_session)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
@@ -880,7 +920,9 @@ impl Store for SqlStore {
              AND s.talker_id IN ({}) AND s.last_seqno > 0",
             placeholders(2, talkers.len())
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql).persistent(false).bind(i(owner));
+        let mut q = sqlx::query_scalar::<_, i64>(&sql)
+            .persistent(false)
+            .bind(i(owner));
         for t in talkers {
             q = q.bind(i(*t));
         }
@@ -915,7 +957,14 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn ack(&self, owner: u64, session_type: u8, talker_id: u64, ack: Option<u64>, now_us: i64) -> Result<bool> {
+    async fn ack(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        ack: Option<u64>,
+        now_us: i64,
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let row = sqlx::query("SELECT conv_id, ack_seqno FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id = $3")
             .bind(i(owner))
@@ -996,7 +1045,13 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn set_session_flag(&self, owner: u64, session_type: u8, talker_id: u64, flag: SessionFlag) -> Result<()> {
+    async fn set_session_flag(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        flag: SessionFlag,
+    ) -> Result<()> {
         if let SessionFlag::GroupRemovedAt(seqno) = flag {
             sqlx::query(
                 "UPDATE sessions SET removed = 1, last_seqno = $1 WHERE owner = $2 AND session_type = $3 AND talker_id = $4",
@@ -1029,7 +1084,12 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn dnd_settings(&self, owner: u64, session_type: u8, talkers: &[u64]) -> Result<Vec<(u64, bool)>> {
+    async fn dnd_settings(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talkers: &[u64],
+    ) -> Result<Vec<(u64, bool)>> {
         if talkers.is_empty() {
             return Ok(Vec::new());
         }
@@ -1037,13 +1097,20 @@ impl Store for SqlStore {
             "SELECT talker_id, is_dnd FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id IN ({})",
             placeholders(3, talkers.len())
         );
-        let mut q = sqlx::query(&sql).bind(i(owner)).bind(i64::from(session_type));
+        let mut q = sqlx::query(&sql)
+            .bind(i(owner))
+            .bind(i64::from(session_type));
         for t in talkers {
             q = q.bind(i(*t));
         }
         let rows = q.fetch_all(&self.read).await?;
         rows.iter()
-            .map(|r| Ok((u(r.try_get("talker_id")?), r.try_get::<i64, _>("is_dnd")? != 0)))
+            .map(|r| {
+                Ok((
+                    u(r.try_get("talker_id")?),
+                    r.try_get::<i64, _>("is_dnd")? != 0,
+                ))
+            })
             .collect()
     }
 
@@ -1146,7 +1213,13 @@ impl Store for SqlStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn set_intercept(&self, owner: u64, session_type: u8, talker_id: u64, intercept: bool) -> Result<bool> {
+    async fn set_intercept(
+        &self,
+        owner: u64,
+        session_type: u8,
+        talker_id: u64,
+        intercept: bool,
+    ) -> Result<bool> {
         let sql = if intercept {
             "UPDATE sessions SET is_intercept = 1, is_trust = 0 WHERE owner = $1 AND session_type = $2 AND talker_id = $3"
         } else {
@@ -1171,12 +1244,20 @@ impl Store for SqlStore {
         Ok(rows.into_iter().map(u).collect())
     }
 
-    async fn create_group(&self, owner: u64, name: &str, cover: &str, group_type: u8, now_us: i64) -> Result<Group> {
+    async fn create_group(
+        &self,
+        owner: u64,
+        name: &str,
+        cover: &str,
+        group_type: u8,
+        now_us: i64,
+    ) -> Result<Group> {
         for _attempt in 0..5 {
             let mut tx = self.write.begin().await?;
-            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(group_id), 100000) + 1 FROM groups")
-                .fetch_one(&mut *tx)
-                .await?;
+            let next: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(group_id), 100000) + 1 FROM groups")
+                    .fetch_one(&mut *tx)
+                    .await?;
             let conv_id: i64 = sqlx::query_scalar(
                 "INSERT INTO conversations (kind, group_id, max_seqno, last_ts_us) VALUES (2, $1, 0, $2) RETURNING id",
             )
@@ -1259,11 +1340,13 @@ impl Store for SqlStore {
     }
 
     async fn member(&self, group_id: u64, mid: u64) -> Result<Option<Member>> {
-        let row = sqlx::query("SELECT joined_us, left_seqno FROM group_members WHERE group_id = $1 AND mid = $2")
-            .bind(i(group_id))
-            .bind(i(mid))
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT joined_us, left_seqno FROM group_members WHERE group_id = $1 AND mid = $2",
+        )
+        .bind(i(group_id))
+        .bind(i(mid))
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
             Some(r) => Some(Member {
                 joined_us: r.try_get("joined_us")?,
@@ -1287,12 +1370,13 @@ impl Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         // Under the conversation's lock: a current member can't be added twice.
-        let left: Option<i64> =
-            sqlx::query_scalar("SELECT left_seqno FROM group_members WHERE group_id = $1 AND mid = $2")
-                .bind(i(group_id))
-                .bind(i(mid))
-                .fetch_optional(&mut *tx)
-                .await?;
+        let left: Option<i64> = sqlx::query_scalar(
+            "SELECT left_seqno FROM group_members WHERE group_id = $1 AND mid = $2",
+        )
+        .bind(i(group_id))
+        .bind(i(mid))
+        .fetch_optional(&mut *tx)
+        .await?;
         if left == Some(0) {
             tx.rollback().await?;
             return Err(StoreError::Conflict);
@@ -1323,7 +1407,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn end_membership(&self, group_id: u64, mid: u64, left_seqno: u64, now_us: i64) -> Result<()> {
+    async fn end_membership(
+        &self,
+        group_id: u64,
+        mid: u64,
+        left_seqno: u64,
+        now_us: i64,
+    ) -> Result<()> {
         sqlx::query("UPDATE group_members SET left_seqno = $1, left_us = $2 WHERE group_id = $3 AND mid = $4")
             .bind(i(left_seqno))
             .bind(now_us)
@@ -1335,16 +1425,19 @@ impl Store for SqlStore {
     }
 
     async fn member_count(&self, group_id: u64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND left_seqno = 0")
-            .bind(i(group_id))
-            .fetch_one(&self.read)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND left_seqno = 0",
+        )
+        .bind(i(group_id))
+        .fetch_one(&self.read)
+        .await?;
         Ok(u(n))
     }
 
     async fn group_sessions(&self, owner: u64, q: &GroupQuery) -> Result<Vec<SessionRow>> {
         // A member's view ends at the message they left with; until then it is the group's.
-        const VIEW_MAX: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
+        const VIEW_MAX: &str =
+            "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
         const VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
         let mut sql = format!(
             "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, s.ack_ts, \
@@ -1362,7 +1455,9 @@ impl Store for SqlStore {
         );
         let mut n = 1;
         if !q.include_removed {
-            sql.push_str(&format!(" AND (s.removed = 0 OR {VIEW_MAX} > s.last_seqno)"));
+            sql.push_str(&format!(
+                " AND (s.removed = 0 OR {VIEW_MAX} > s.last_seqno)"
+            ));
         }
         if q.group_id.is_some() {
             n += 1;

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use crate::wire::{parse, raw};
 use crate::*;
 
-
 const CARDS: &str = "/account/v1/user/cards";
 const USER_INFOS: &str = "/x/im/user_infos";
 

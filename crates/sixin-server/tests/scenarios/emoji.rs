@@ -19,7 +19,12 @@ async fn custom_catalog(s: &Server) {
     s.follow(&a, &b, true).await;
     s.follow(&b, &a, true).await;
     let v = s
-        .send(&a, b.mid, 1, &json!({"content": "[喵][sixin_喵][tv_doge][微笑]"}).to_string())
+        .send(
+            &a,
+            b.mid,
+            1,
+            &json!({"content": "[喵][sixin_喵][tv_doge][微笑]"}).to_string(),
+        )
         .await;
     let d = ok(&v);
     assert_eq!(
@@ -36,9 +41,14 @@ async fn custom_catalog(s: &Server) {
         ])
     );
     // Old names of the operator's catalog are converted for web clients too.
-    let page = s.fetch(&b, &a, &[("size", "1".into()), ("mobi_app", "web".into())]).await;
+    let page = s
+        .fetch(&b, &a, &[("size", "1".into()), ("mobi_app", "web".into())])
+        .await;
     let m = &ok(&page)["messages"][0];
-    assert_eq!(m["content"], "{\"content\":\"[sixin_喵][sixin_喵][tv_doge][tv_微笑]\"}");
+    assert_eq!(
+        m["content"],
+        "{\"content\":\"[sixin_喵][sixin_喵][tv_doge][tv_微笑]\"}"
+    );
 }
 
 fn write_catalog() -> tempdir::TempDir {

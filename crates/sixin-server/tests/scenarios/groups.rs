@@ -47,7 +47,11 @@ async fn group_of(s: &Server, owner: &User, name: &str) -> u64 {
 async fn join(s: &Server, g: u64, u: &User) -> Value {
     s.advance_clock(1000).await;
     let (code, v) = s
-        .admin(Method::POST, &format!("/groups/{g}/members"), Some(json!({"mid": u.mid})))
+        .admin(
+            Method::POST,
+            &format!("/groups/{g}/members"),
+            Some(json!({"mid": u.mid})),
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     v
@@ -56,7 +60,11 @@ async fn join(s: &Server, g: u64, u: &User) -> Value {
 async fn leave(s: &Server, g: u64, u: &User) -> Value {
     s.advance_clock(1000).await;
     let (code, v) = s
-        .admin(Method::DELETE, &format!("/groups/{g}/members/{}", u.mid), None)
+        .admin(
+            Method::DELETE,
+            &format!("/groups/{g}/members/{}", u.mid),
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     v
@@ -64,14 +72,18 @@ async fn leave(s: &Server, g: u64, u: &User) -> Value {
 
 async fn freeze(s: &Server, g: u64) -> Value {
     s.advance_clock(1000).await;
-    let (code, v) = s.admin(Method::POST, &format!("/groups/{g}/freeze"), None).await;
+    let (code, v) = s
+        .admin(Method::POST, &format!("/groups/{g}/freeze"), None)
+        .await;
     assert_eq!(code, 200, "{v}");
     v
 }
 
 async fn dissolve(s: &Server, g: u64) -> Value {
     s.advance_clock(1000).await;
-    let (code, v) = s.admin(Method::POST, &format!("/groups/{g}/dissolve"), None).await;
+    let (code, v) = s
+        .admin(Method::POST, &format!("/groups/{g}/dissolve"), None)
+        .await;
     assert_eq!(code, 200, "{v}");
     v
 }
@@ -92,7 +104,13 @@ fn text(t: &str) -> String {
 }
 
 /// Sends a text to group `g` with `extra` form fields; returns the whole answer.
-async fn gsend(s: &Server, from: &User, g: u64, t: &str, extra: &[(&'static str, String)]) -> Value {
+async fn gsend(
+    s: &Server,
+    from: &User,
+    g: u64,
+    t: &str,
+    extra: &[(&'static str, String)],
+) -> Value {
     let mut f = gform(from, g, 1, &text(t));
     f.extend(extra.iter().cloned());
     s.post(from, SEND, &f).await
@@ -102,7 +120,9 @@ async fn gsend(s: &Server, from: &User, g: u64, t: &str, extra: &[(&'static str,
 async fn gsay(s: &Server, from: &User, g: u64, t: &str, extra: &[(&'static str, String)]) -> u64 {
     s.advance_clock(1000).await;
     let v = gsend(s, from, g, t, extra).await;
-    ok(&v)["msg_key"].as_u64().unwrap_or_else(|| panic!("no msg_key: {v}"))
+    ok(&v)["msg_key"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no msg_key: {v}"))
 }
 
 async fn gfetch(s: &Server, u: &User, g: u64, extra: &[(&str, String)]) -> Value {
@@ -152,7 +172,10 @@ async fn group_unread(s: &Server, u: &User) -> u64 {
 }
 
 fn assert_empty_ok(v: &Value) {
-    assert_eq!(v, &json!({"code": 0, "msg": "0", "message": "0", "ttl": 1, "data": {}}));
+    assert_eq!(
+        v,
+        &json!({"code": 0, "msg": "0", "message": "0", "ttl": 1, "data": {}})
+    );
 }
 
 /// (ack_seqno, unread_count, max_seqno, at_seqno, last_msg.msg_seqno) of `u`'s session.
@@ -164,14 +187,19 @@ async fn state(s: &Server, u: &User, g: u64) -> (u64, u64, u64, u64, u64) {
         n("unread_count"),
         n("max_seqno"),
         n("at_seqno"),
-        d["last_msg"]["msg_seqno"].as_u64().unwrap_or_else(|| panic!("last_msg: {d}")),
+        d["last_msg"]["msg_seqno"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("last_msg: {d}")),
     )
 }
 
 fn talker_ids(data: &Value) -> Vec<u64> {
     match &data["session_list"] {
         Value::Null => Vec::new(),
-        Value::Array(a) => a.iter().map(|x| x["talker_id"].as_u64().expect("talker_id")).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x["talker_id"].as_u64().expect("talker_id"))
+            .collect(),
         other => panic!("session_list: {other}"),
     }
 }
@@ -194,7 +222,10 @@ fn sys_content(g: u64, t: &str) -> String {
 /// Asserts a fan-group system message, whole (its key and time only checked for type).
 fn assert_sys(m: &Value, g: u64, seqno: u64, msg_type: u32, t: &str) {
     assert!(m["msg_key"].as_u64().is_some_and(|k| k > 0), "{m}");
-    assert!(m["timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000), "{m}");
+    assert!(
+        m["timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000),
+        "{m}"
+    );
     let want = json!({
         "sender_uid": 0,
         "receiver_type": 2,
@@ -234,7 +265,9 @@ fn assert_text(m: &Value, g: u64, from: &User, seqno: u64, t: &str, key: u64, at
 }
 
 fn seqnos(msgs: &[Value]) -> Vec<u64> {
-    msgs.iter().map(|m| m["msg_seqno"].as_u64().unwrap()).collect()
+    msgs.iter()
+        .map(|m| m["msg_seqno"].as_u64().unwrap())
+        .collect()
 }
 
 /// The admin API's error answer: the status and an `error` text.
@@ -280,43 +313,72 @@ async fn admin_group_lifecycle_and_answers(s: &Server) {
     assert_eq!(join(s, g, &carol).await, info("normal", 3, 3));
     // Already a member: 409, nothing written.
     let (code, v) = s
-        .admin(Method::POST, &format!("/groups/{g}/members"), Some(json!({"mid": bob.mid})))
+        .admin(
+            Method::POST,
+            &format!("/groups/{g}/members"),
+            Some(json!({"mid": bob.mid})),
+        )
         .await;
     assert_admin_err(code, &v, 409);
     assert_eq!(leave(s, g, &carol).await, info("normal", 2, 4));
     // Gone: removing again is 404; coming back is allowed.
     let (code, v) = s
-        .admin(Method::DELETE, &format!("/groups/{g}/members/{}", carol.mid), None)
+        .admin(
+            Method::DELETE,
+            &format!("/groups/{g}/members/{}", carol.mid),
+            None,
+        )
         .await;
     assert_admin_err(code, &v, 404);
     assert_eq!(join(s, g, &carol).await, info("normal", 3, 5));
     // The owner can't leave.
     let (code, v) = s
-        .admin(Method::DELETE, &format!("/groups/{g}/members/{}", owner.mid), None)
+        .admin(
+            Method::DELETE,
+            &format!("/groups/{g}/members/{}", owner.mid),
+            None,
+        )
         .await;
     assert_admin_err(code, &v, 400);
 
     assert_eq!(freeze(s, g).await, info("frozen", 3, 6));
-    let (code, v) = s.admin(Method::POST, &format!("/groups/{g}/freeze"), None).await;
+    let (code, v) = s
+        .admin(Method::POST, &format!("/groups/{g}/freeze"), None)
+        .await;
     assert_admin_err(code, &v, 409);
     let dave = s.user("dave").await;
     let (code, v) = s
-        .admin(Method::POST, &format!("/groups/{g}/members"), Some(json!({"mid": dave.mid})))
+        .admin(
+            Method::POST,
+            &format!("/groups/{g}/members"),
+            Some(json!({"mid": dave.mid})),
+        )
         .await;
     assert_admin_err(code, &v, 409);
     // A frozen group can still lose members and be dissolved.
     assert_eq!(leave(s, g, &carol).await, info("frozen", 2, 7));
     assert_eq!(dissolve(s, g).await, info("dissolved", 2, 8));
-    for path in [format!("/groups/{g}/dissolve"), format!("/groups/{g}/freeze")] {
+    for path in [
+        format!("/groups/{g}/dissolve"),
+        format!("/groups/{g}/freeze"),
+    ] {
         let (code, v) = s.admin(Method::POST, &path, None).await;
         assert_admin_err(code, &v, 409);
     }
     let (code, v) = s
-        .admin(Method::POST, &format!("/groups/{g}/members"), Some(json!({"mid": dave.mid})))
+        .admin(
+            Method::POST,
+            &format!("/groups/{g}/members"),
+            Some(json!({"mid": dave.mid})),
+        )
         .await;
     assert_admin_err(code, &v, 409);
     let (code, v) = s
-        .admin(Method::DELETE, &format!("/groups/{g}/members/{}", bob.mid), None)
+        .admin(
+            Method::DELETE,
+            &format!("/groups/{g}/members/{}", bob.mid),
+            None,
+        )
         .await;
     assert_admin_err(code, &v, 409);
     let (code, v) = s.admin(Method::GET, &format!("/groups/{g}"), None).await;
@@ -362,7 +424,11 @@ async fn admin_group_bad_input(s: &Server) {
     assert_eq!(resp.status().as_u16(), 400);
     // An unknown owner.
     let (code, v) = s
-        .admin(Method::POST, "/groups", Some(json!({"owner": 987654321, "name": "n"})))
+        .admin(
+            Method::POST,
+            "/groups",
+            Some(json!({"owner": 987654321, "name": "n"})),
+        )
         .await;
     assert_admin_err(code, &v, 404);
     // 64 characters are fine (counted as characters, not bytes).
@@ -374,14 +440,49 @@ async fn admin_group_bad_input(s: &Server) {
         (Method::GET, "/groups/99".to_string(), None, 404),
         (Method::GET, "/groups/abc".to_string(), None, 400),
         (Method::GET, "/groups/-1".to_string(), None, 400),
-        (Method::POST, "/groups/99/members".to_string(), Some(json!({"mid": owner.mid})), 404),
-        (Method::POST, format!("/groups/{g}/members"), Some(json!({"mid": 987654321})), 404),
-        (Method::POST, format!("/groups/{g}/members"), Some(json!({"mid": "x"})), 400),
-        (Method::POST, format!("/groups/{g}/members"), Some(json!({})), 400),
-        (Method::POST, format!("/groups/{g}/members"), Some(json!({"mid": UP_HELPER})), 400),
-        (Method::DELETE, format!("/groups/{g}/members/987654321"), None, 404),
+        (
+            Method::POST,
+            "/groups/99/members".to_string(),
+            Some(json!({"mid": owner.mid})),
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/groups/{g}/members"),
+            Some(json!({"mid": 987654321})),
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/groups/{g}/members"),
+            Some(json!({"mid": "x"})),
+            400,
+        ),
+        (
+            Method::POST,
+            format!("/groups/{g}/members"),
+            Some(json!({})),
+            400,
+        ),
+        (
+            Method::POST,
+            format!("/groups/{g}/members"),
+            Some(json!({"mid": UP_HELPER})),
+            400,
+        ),
+        (
+            Method::DELETE,
+            format!("/groups/{g}/members/987654321"),
+            None,
+            404,
+        ),
         (Method::DELETE, format!("/groups/{g}/members/x"), None, 400),
-        (Method::DELETE, format!("/groups/99/members/{}", owner.mid), None, 404),
+        (
+            Method::DELETE,
+            format!("/groups/99/members/{}", owner.mid),
+            None,
+            404,
+        ),
         (Method::POST, "/groups/99/freeze".to_string(), None, 404),
         (Method::POST, "/groups/99/dissolve".to_string(), None, 404),
         (Method::POST, "/groups/x/dissolve".to_string(), None, 400),
@@ -406,7 +507,10 @@ async fn admin_group_bad_input(s: &Server) {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    assert_eq!(s.admin(Method::GET, &format!("/groups/{g}"), None).await, before);
+    assert_eq!(
+        s.admin(Method::GET, &format!("/groups/{g}"), None).await,
+        before
+    );
 }
 scenario!(admin_group_bad_input);
 
@@ -417,7 +521,11 @@ async fn concurrent_joins_welcome_once(s: &Server) {
     let path = format!("/groups/{g}/members");
     let body = json!({"mid": bob.mid});
     let tries = (0..6).map(|_| s.admin(Method::POST, &path, Some(body.clone())));
-    let codes: Vec<u16> = futures_join_all(tries).await.into_iter().map(|(c, _)| c).collect();
+    let codes: Vec<u16> = futures_join_all(tries)
+        .await
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 5, "{codes:?}");
     let msgs = history(s, &owner, g, &[("size", "20".into())]).await;
@@ -493,11 +601,22 @@ async fn system_messages_301_to_306_are_stored_exactly(s: &Server) {
         assert_sys(&msgs[1], g, 4, 302, "carol离开了应援团");
         assert_sys(&msgs[0], g, 5, 303, "该应援团已被冻结");
         // Keys grow with the seqnos; times are the server's, one second apart.
-        let keys: Vec<u64> = msgs.iter().rev().map(|m| m["msg_key"].as_u64().unwrap()).collect();
+        let keys: Vec<u64> = msgs
+            .iter()
+            .rev()
+            .map(|m| m["msg_key"].as_u64().unwrap())
+            .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
-        let ts: Vec<i64> = msgs.iter().rev().map(|m| m["timestamp"].as_i64().unwrap()).collect();
+        let ts: Vec<i64> = msgs
+            .iter()
+            .rev()
+            .map(|m| m["timestamp"].as_i64().unwrap())
+            .collect();
         assert!(ts.windows(2).all(|w| w[1] - w[0] >= 1), "{ts:?}");
-        assert!(ts.iter().all(|t| (lo..=hi).contains(t)), "{ts:?} in {lo}..={hi}");
+        assert!(
+            ts.iter().all(|t| (lo..=hi).contains(t)),
+            "{ts:?} in {lo}..={hi}"
+        );
     }
 
     // Dissolving adds the 304, seen as the last message of every session.
@@ -529,14 +648,24 @@ async fn group_send_checks_in_order(s: &Server) {
         assert_err(&v, 21035, "该类消息暂时无法发送");
     }
     // 3: not a member, or no such group → 700014 (before the content is looked at).
-    for (who, to) in [(&out, g), (&out, 999_999), (&bob, 999_999), (&bob, 1), (&bob, out.mid)] {
+    for (who, to) in [
+        (&out, g),
+        (&out, 999_999),
+        (&bob, 999_999),
+        (&bob, 1),
+        (&bob, out.mid),
+    ] {
         let v = gsend(s, who, to, "hi", &[]).await;
         assert_err(&v, 700014, NOT_MEMBER);
-        let v = s.post(who, SEND, &gform(who, to, 1, &"x".repeat(3000))).await;
+        let v = s
+            .post(who, SEND, &gform(who, to, 1, &"x".repeat(3000)))
+            .await;
         assert_err(&v, 700014, NOT_MEMBER);
     }
     // 4 for members.
-    let v = s.post(&bob, SEND, &gform(&bob, g, 1, &text(&"长".repeat(700)))).await;
+    let v = s
+        .post(&bob, SEND, &gform(&bob, g, 1, &text(&"长".repeat(700))))
+        .await;
     assert_err(&v, 21007, "消息过长，无法发送");
     for c in ["hello", "{\"content\":\"\"}", "{}"] {
         let v = s.post(&bob, SEND, &gform(&bob, g, 1, c)).await;
@@ -553,7 +682,10 @@ async fn group_send_checks_in_order(s: &Server) {
     let v = s.post(&bob, SEND, &f).await;
     assert_err(&v, -400, "请求错误");
     // Nothing of that was stored.
-    assert_eq!(seqnos(&history(s, &owner, g, &[("size", "20".into())]).await), vec![2, 1]);
+    assert_eq!(
+        seqnos(&history(s, &owner, g, &[("size", "20".into())]).await),
+        vec![2, 1]
+    );
 
     // A text: the answer has msg_key only (upstream gives msg_content / key_hit_infos to user
     // receivers only), plus e_infos when it holds emoji; keyword rules don't apply.
@@ -628,7 +760,10 @@ async fn group_send_checks_in_order(s: &Server) {
         assert_err(&v, 700013, DISSOLVED);
     }
     // Frozen groups are still readable.
-    assert_eq!(history(s, &bob, g, &[("size", "1".into())]).await[0]["msg_type"], 303);
+    assert_eq!(
+        history(s, &bob, g, &[("size", "1".into())]).await[0]["msg_type"],
+        303
+    );
     dissolve(s, g).await;
     for who in [&owner, &bob, &out] {
         let v = gsend(s, who, g, "hi", &[]).await;
@@ -646,7 +781,10 @@ async fn group_send_requires_login_and_csrf(s: &Server) {
     assert_err(&v, -101, "账号未登录");
     let v = s.post_raw(&owner, SEND, &f).await;
     assert_err(&v, -111, "csrf 校验失败");
-    assert_eq!(seqnos(&history(s, &owner, g, &[("size", "20".into())]).await), vec![1]);
+    assert_eq!(
+        seqnos(&history(s, &owner, g, &[("size", "20".into())]).await),
+        vec![1]
+    );
 }
 scenario!(group_send_requires_login_and_csrf);
 
@@ -662,13 +800,25 @@ async fn mentions_in_every_client_form(s: &Server) {
 
     let cases: Vec<(Vec<(&'static str, String)>, Value)> = vec![
         (vec![("msg[at_uids]", format!("[{b},{c}]"))], both.clone()),
-        (vec![("msg[at_uids]", format!("[\"{b}\", \"{c}\"]"))], both.clone()),
+        (
+            vec![("msg[at_uids]", format!("[\"{b}\", \"{c}\"]"))],
+            both.clone(),
+        ),
         (vec![("msg[at_uids]", format!("{b},{c}"))], both.clone()),
         (vec![("msg[at_uids]", format!("{b}"))], json!([b])),
-        (vec![("msg[at_uids][]", st(b)), ("msg[at_uids][]", st(c))], both.clone()),
-        (vec![("msg[at_uids][0]", st(b)), ("msg[at_uids][1]", st(c))], both.clone()),
+        (
+            vec![("msg[at_uids][]", st(b)), ("msg[at_uids][]", st(c))],
+            both.clone(),
+        ),
+        (
+            vec![("msg[at_uids][0]", st(b)), ("msg[at_uids][1]", st(c))],
+            both.clone(),
+        ),
         // Repeats and 0 are dropped.
-        (vec![("msg[at_uids]", format!("[{b},0,{b},{c},{b}]"))], both.clone()),
+        (
+            vec![("msg[at_uids]", format!("[{b},0,{b},{c},{b}]"))],
+            both.clone(),
+        ),
         // Nobody.
         (vec![("msg[at_uids]", "[0]".into())], Value::Null),
         (vec![("msg[at_uids]", "0".into())], Value::Null),
@@ -686,24 +836,51 @@ async fn mentions_in_every_client_form(s: &Server) {
         assert_eq!(d["last_msg"]["msg_key"], key, "case {k}: {d}");
     }
     let msgs = history(s, &carol, g, &[("size", "50".into())]).await;
-    let mine: Vec<&Value> = msgs.iter().rev().filter(|m| m["sender_uid"] == owner.mid).collect();
+    let mine: Vec<&Value> = msgs
+        .iter()
+        .rev()
+        .filter(|m| m["sender_uid"] == owner.mid)
+        .collect();
     assert_eq!(mine.len(), want.len());
     for (k, (m, (key, at))) in mine.iter().zip(&want).enumerate() {
-        assert_text(m, g, &owner, 4 + k as u64, &format!("m{k}"), *key, at.clone());
+        assert_text(
+            m,
+            g,
+            &owner,
+            4 + k as u64,
+            &format!("m{k}"),
+            *key,
+            at.clone(),
+        );
     }
 
     // Malformed mentions are -400 and store nothing.
-    for bad in ["[x]", "[1,", "a,b", "[-1]", "[1.5]", "{\"a\":1}", "[[1]]", "18446744073709551616"] {
+    for bad in [
+        "[x]",
+        "[1,",
+        "a,b",
+        "[-1]",
+        "[1.5]",
+        "{\"a\":1}",
+        "[[1]]",
+        "18446744073709551616",
+    ] {
         let v = gsend(s, &owner, g, "bad", &[("msg[at_uids]", bad.into())]).await;
         assert_err(&v, -400, "请求错误");
     }
     let v = gsend(s, &owner, g, "bad", &[("msg[at_uids][]", "x".into())]).await;
     assert_err(&v, -400, "请求错误");
     // More than 100 mentioned: 2.
-    let many = (1..=101u64).map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let many = (1..=101u64)
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let v = gsend(s, &owner, g, "many", &[("msg[at_uids]", many)]).await;
     assert_err(&v, 2, "非法参数");
-    let hundred = (1..=100u64).map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let hundred = (1..=100u64)
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     gsay(s, &owner, g, "hundred", &[("msg[at_uids]", hundred)]).await;
     assert_eq!(
         history(s, &owner, g, &[("size", "50".into())]).await.len(),
@@ -734,7 +911,7 @@ async fn at_seqno_is_the_newest_unread_mention(s: &Server) {
     gsay(s, &carol, g, "@bob again", &at(&bob)).await; // 6
     gsay(s, &owner, g, "@carol", &at(&carol)).await; // 7
     gsay(s, &owner, g, "plain", &[]).await; // 8
-    // (ack, unread, max, at_seqno, last)
+                                            // (ack, unread, max, at_seqno, last)
     assert_eq!(state(s, &bob, g).await, (1, 7, 8, 6, 8));
     // carol's own send read everything before it.
     assert_eq!(state(s, &carol, g).await, (6, 2, 8, 7, 8));
@@ -748,7 +925,17 @@ async fn at_seqno_is_the_newest_unread_mention(s: &Server) {
     gack(s, &bob, g, Some("6")).await;
     assert_eq!(state(s, &bob, g).await, (6, 2, 8, 0, 8));
     // A new mention, then reading everything.
-    gsay(s, &carol, g, "@bob 3", &[("msg[at_uids][]", st(bob.mid)), ("msg[at_uids][]", st(owner.mid))]).await; // 9
+    gsay(
+        s,
+        &carol,
+        g,
+        "@bob 3",
+        &[
+            ("msg[at_uids][]", st(bob.mid)),
+            ("msg[at_uids][]", st(owner.mid)),
+        ],
+    )
+    .await; // 9
     assert_eq!(state(s, &bob, g).await, (6, 3, 9, 9, 9));
     assert_eq!(state(s, &owner, g).await, (8, 1, 9, 9, 9));
     gack(s, &bob, g, None).await;
@@ -787,8 +974,16 @@ async fn group_history_windows_and_access(s: &Server) {
     let p = |k: &'static str, v: u64| (k, st(v));
     let page = |v: &Value| -> (Vec<u64>, Value, Value, Value) {
         let d = ok(v);
-        let m = d["messages"].as_array().map(|a| seqnos(a)).unwrap_or_default();
-        (m, d["has_more"].clone(), d["min_seqno"].clone(), d["max_seqno"].clone())
+        let m = d["messages"]
+            .as_array()
+            .map(|a| seqnos(a))
+            .unwrap_or_default();
+        (
+            m,
+            d["has_more"].clone(),
+            d["min_seqno"].clone(),
+            d["max_seqno"].clone(),
+        )
     };
     let v = gfetch(s, &bob, g, &[p("size", 3)]).await;
     assert_eq!(page(&v), (vec![11, 10, 9], json!(1), json!(9), json!(11)));
@@ -798,7 +993,13 @@ async fn group_history_windows_and_access(s: &Server) {
     assert_eq!(page(&v), (vec![3, 2, 1], json!(1), json!(1), json!(3)));
     let v = gfetch(s, &bob, g, &[p("size", 3), p("begin_seqno", 9)]).await;
     assert_eq!(page(&v), (vec![11, 10], json!(0), json!(10), json!(11)));
-    let v = gfetch(s, &bob, g, &[p("size", 20), p("begin_seqno", 2), p("end_seqno", 6)]).await;
+    let v = gfetch(
+        s,
+        &bob,
+        g,
+        &[p("size", 20), p("begin_seqno", 2), p("end_seqno", 6)],
+    )
+    .await;
     assert_eq!(page(&v), (vec![5, 4, 3], json!(0), json!(3), json!(5)));
     // size 0: system tips only; a group has none.
     let v = gfetch(s, &bob, g, &[]).await;
@@ -823,16 +1024,37 @@ async fn group_history_windows_and_access(s: &Server) {
     }
     // A group is session_type 2; 3 is not a session type.
     let v = s
-        .get(&bob, FETCH, &[("talker_id", st(g)), ("session_type", "3".into()), p("size", 20)])
+        .get(
+            &bob,
+            FETCH,
+            &[
+                ("talker_id", st(g)),
+                ("session_type", "3".into()),
+                p("size", 20),
+            ],
+        )
         .await;
     assert_err(&v, 2, "非法参数");
     // A user's conversation is not reachable as a group of the same number, and vice versa.
-    let v = s.get(&bob, FETCH, &[("talker_id", st(g)), ("session_type", "1".into()), p("size", 20)]).await;
+    let v = s
+        .get(
+            &bob,
+            FETCH,
+            &[
+                ("talker_id", st(g)),
+                ("session_type", "1".into()),
+                p("size", 20),
+            ],
+        )
+        .await;
     assert_eq!(ok(&v)["messages"], Value::Null);
 
     // Frozen: still readable; dissolved: 700013 for members, 700014 for others.
     freeze(s, g).await;
-    assert_eq!(seqnos(&history(s, &bob, g, &[p("size", 2)]).await), vec![13, 12]);
+    assert_eq!(
+        seqnos(&history(s, &bob, g, &[p("size", 2)]).await),
+        vec![13, 12]
+    );
     dissolve(s, g).await;
     for who in [&owner, &bob] {
         let v = gfetch(s, who, g, &[p("size", 20)]).await;
@@ -862,14 +1084,27 @@ async fn group_session_object_and_read_marks(s: &Server) {
     let t1 = clock_us(s).await;
     s.advance_clock(1000).await;
     let lo = clock_us(s).await;
-    let key = gsay(s, &owner, g, "hi", &[("msg[at_uids]", format!("[{}]", bob.mid))]).await; // 3
+    let key = gsay(
+        s,
+        &owner,
+        g,
+        "hi",
+        &[("msg[at_uids]", format!("[{}]", bob.mid))],
+    )
+    .await; // 3
     let hi = clock_us(s).await + 999;
 
     let d = gdetail_ok(s, &bob, g).await;
     let ts = d["session_ts"].as_i64().unwrap();
-    assert!(lo <= ts && ts <= hi, "session_ts {ts} is the last message's time ({lo}..={hi})");
+    assert!(
+        lo <= ts && ts <= hi,
+        "session_ts {ts} is the last message's time ({lo}..={hi})"
+    );
     let ack_ts = d["ack_ts"].as_i64().unwrap();
-    assert!(t0 < ack_ts && ack_ts <= t1 + 999, "joining set the read mark at {ack_ts}");
+    assert!(
+        t0 < ack_ts && ack_ts <= t1 + 999,
+        "joining set the read mark at {ack_ts}"
+    );
     let last = json!({
         "sender_uid": owner.mid,
         "receiver_type": 2,
@@ -935,7 +1170,14 @@ async fn group_session_object_and_read_marks(s: &Server) {
     s.advance_clock(1000).await;
     gack(s, &bob, g, Some("2")).await;
     let d2 = gdetail_ok(s, &bob, g).await;
-    assert_eq!((d2["ack_seqno"].clone(), d2["unread_count"].clone(), d2["at_seqno"].clone()), (json!(2), json!(1), json!(3)));
+    assert_eq!(
+        (
+            d2["ack_seqno"].clone(),
+            d2["unread_count"].clone(),
+            d2["at_seqno"].clone()
+        ),
+        (json!(2), json!(1), json!(3))
+    );
     assert!(d2["ack_ts"].as_i64().unwrap() > ack_ts, "{d2}");
     assert_eq!(group_unread(s, &bob).await, 1);
     gack(s, &bob, g, Some("1")).await;
@@ -960,10 +1202,13 @@ async fn group_session_object_and_read_marks(s: &Server) {
 
     // Fan groups are not in single_unread.
     gsay(s, &owner, g, "unread", &[]).await;
-    assert_eq!(s.unread(&bob).await, json!({
-        "unfollow_unread": 0, "follow_unread": 0, "unfollow_push_msg": 0, "dustbin_push_msg": 0,
-        "dustbin_unread": 0, "biz_msg_unfollow_unread": 0, "biz_msg_follow_unread": 0, "custom_unread": 0,
-    }));
+    assert_eq!(
+        s.unread(&bob).await,
+        json!({
+            "unfollow_unread": 0, "follow_unread": 0, "unfollow_push_msg": 0, "dustbin_push_msg": 0,
+            "dustbin_unread": 0, "biz_msg_unfollow_unread": 0, "biz_msg_follow_unread": 0, "custom_unread": 0,
+        })
+    );
     assert_eq!(group_unread(s, &bob).await, 1);
 }
 scenario!(group_session_object_and_read_marks);
@@ -990,7 +1235,13 @@ async fn my_group_unread_sums_groups_without_dnd(s: &Server) {
     assert_eq!(s.unread(&me).await["follow_unread"], 1);
 
     // Do-not-disturb leaves a group out.
-    let v = s.post(&me, SET_MSG_DND, &[("dnd_group_id", st(g1)), ("setting", "1".into())]).await;
+    let v = s
+        .post(
+            &me,
+            SET_MSG_DND,
+            &[("dnd_group_id", st(g1)), ("setting", "1".into())],
+        )
+        .await;
     assert_empty_ok(&v);
     assert_eq!(group_unread(s, &me).await, 2);
     assert_eq!(gdetail_ok(s, &me, g1).await["is_dnd"], 1);
@@ -998,7 +1249,14 @@ async fn my_group_unread_sums_groups_without_dnd(s: &Server) {
     // Only the setter's view.
     assert_eq!(gdetail_ok(s, &a, g1).await["is_dnd"], 0);
     let v = s
-        .get(&me, GET_MSG_DND, &[("group_ids_str", format!("{g1},{g2}")), ("uids_str", st(a.mid))])
+        .get(
+            &me,
+            GET_MSG_DND,
+            &[
+                ("group_ids_str", format!("{g1},{g2}")),
+                ("uids_str", st(a.mid)),
+            ],
+        )
         .await;
     assert_eq!(
         ok(&v),
@@ -1013,12 +1271,23 @@ async fn my_group_unread_sums_groups_without_dnd(s: &Server) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["talker_id"].as_u64().unwrap(), x["is_dnd"].as_u64().unwrap()))
+        .map(|x| {
+            (
+                x["talker_id"].as_u64().unwrap(),
+                x["is_dnd"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(BTreeSet::from_iter(dnd), BTreeSet::from([(g1, 1), (g2, 0)]));
     // Still counted in its own session.
     assert_eq!(gdetail_ok(s, &me, g1).await["unread_count"], 4);
-    let v = s.post(&me, SET_MSG_DND, &[("dnd_group_id", st(g1)), ("setting", "0".into())]).await;
+    let v = s
+        .post(
+            &me,
+            SET_MSG_DND,
+            &[("dnd_group_id", st(g1)), ("setting", "0".into())],
+        )
+        .await;
     assert_empty_ok(&v);
     assert_eq!(group_unread(s, &me).await, 6);
     gack(s, &me, g2, None).await;
@@ -1042,22 +1311,40 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     s.send_text(&friend, &me, "hello").await; // user session
     gsay(s, &me, g1, "in g1", &[]).await;
     gsay(s, &other, g2, "in g2", &[]).await; // newest
-    // session_ts: g2 > g1 > friend > g3.
+                                             // session_ts: g2 > g1 > friend > g3.
 
     // 3: groups only; by join time ascending unless sort_rule is 1–3.
-    for extra in [vec![], vec![("sort_rule", "0".to_string())], vec![("sort_rule", "4".to_string())]] {
+    for extra in [
+        vec![],
+        vec![("sort_rule", "0".to_string())],
+        vec![("sort_rule", "4".to_string())],
+    ] {
         assert_eq!(ids(s, &me, 3, &extra).await, vec![g1, g2, g3], "{extra:?}");
     }
     for rule in ["1", "2"] {
-        assert_eq!(ids(s, &me, 3, &[("sort_rule", rule.into())]).await, vec![g2, g1, g3]);
+        assert_eq!(
+            ids(s, &me, 3, &[("sort_rule", rule.into())]).await,
+            vec![g2, g1, g3]
+        );
     }
     // 3: by ack_ts (joining set it; g1's send and a read move it).
     s.advance_clock(1000).await;
     gack(s, &me, g3, None).await;
-    assert_eq!(ids(s, &me, 3, &[("sort_rule", "3".into())]).await, vec![g3, g1, g2]);
+    assert_eq!(
+        ids(s, &me, 3, &[("sort_rule", "3".into())]).await,
+        vec![g3, g1, g2]
+    );
     // 4: users and groups merged by session_ts (sort rules other than 3).
-    for extra in [vec![], vec![("sort_rule", "2".to_string())], vec![("sort_rule", "0".to_string())]] {
-        assert_eq!(ids(s, &me, 4, &extra).await, vec![g2, g1, friend.mid, g3], "{extra:?}");
+    for extra in [
+        vec![],
+        vec![("sort_rule", "2".to_string())],
+        vec![("sort_rule", "0".to_string())],
+    ] {
+        assert_eq!(
+            ids(s, &me, 4, &extra).await,
+            vec![g2, g1, friend.mid, g3],
+            "{extra:?}"
+        );
     }
     // group_fold=1 leaves the groups out of 4; 1 lists users only; 3 has them still.
     let fold = [("group_fold", "1".to_string())];
@@ -1076,20 +1363,39 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     assert_eq!(talker_ids(&p1), vec![g2, g1]);
     assert_eq!(p1["has_more"], 1);
     let end = p1["session_list"][1]["session_ts"].as_i64().unwrap();
-    let p2 = list(s, &me, 4, &[("size", "2".into()), ("end_ts", end.to_string())]).await;
+    let p2 = list(
+        s,
+        &me,
+        4,
+        &[("size", "2".into()), ("end_ts", end.to_string())],
+    )
+    .await;
     assert_eq!(talker_ids(&p2), vec![friend.mid, g3]);
     assert_eq!(p2["has_more"], 0);
     let begin = p2["session_list"][0]["session_ts"].as_i64().unwrap();
     let p3 = list(s, &me, 4, &[("begin_ts", begin.to_string())]).await;
     assert_eq!(talker_ids(&p3), vec![g2, g1]);
-    let p = list(s, &me, 3, &[("sort_rule", "2".into()), ("size", "1".into())]).await;
-    assert_eq!((talker_ids(&p), p["has_more"].clone()), (vec![g2], json!(1)));
+    let p = list(
+        s,
+        &me,
+        3,
+        &[("sort_rule", "2".into()), ("size", "1".into())],
+    )
+    .await;
+    assert_eq!(
+        (talker_ids(&p), p["has_more"].clone()),
+        (vec![g2], json!(1))
+    );
 
     // new_sessions carries groups with anything newer than begin_ts.
-    let n = s.get(&me, NEW_SESSIONS, &[("begin_ts", begin.to_string())]).await;
+    let n = s
+        .get(&me, NEW_SESSIONS, &[("begin_ts", begin.to_string())])
+        .await;
     assert_eq!(talker_ids(ok(&n)), vec![g2, g1]);
     let newest = p1["session_list"][0]["session_ts"].as_i64().unwrap();
-    let n = s.get(&me, NEW_SESSIONS, &[("begin_ts", newest.to_string())]).await;
+    let n = s
+        .get(&me, NEW_SESSIONS, &[("begin_ts", newest.to_string())])
+        .await;
     assert_eq!(ok(&n)["session_list"], Value::Null);
 
     // Pinned groups head the first page of 3 and 4, newest pin first; not later pages.
@@ -1098,7 +1404,15 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
         let me = me.clone();
         async move {
             let v = s
-                .post(&me, SET_TOP, &[("talker_id", st(g)), ("session_type", "2".into()), ("op_type", op.into())])
+                .post(
+                    &me,
+                    SET_TOP,
+                    &[
+                        ("talker_id", st(g)),
+                        ("session_type", "2".into()),
+                        ("op_type", op.into()),
+                    ],
+                )
                 .await;
             assert_empty_ok(&v);
         }
@@ -1111,12 +1425,21 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     let top = d["top_ts"].as_i64().unwrap();
     assert!(top >= t_lo, "{d}");
     assert_eq!(ids(s, &me, 3, &[]).await, vec![g1, g3, g2]);
-    assert_eq!(ids(s, &me, 3, &[("sort_rule", "2".into())]).await, vec![g1, g3, g2]);
+    assert_eq!(
+        ids(s, &me, 3, &[("sort_rule", "2".into())]).await,
+        vec![g1, g3, g2]
+    );
     assert_eq!(ids(s, &me, 4, &[]).await, vec![g1, g3, g2, friend.mid]);
     let p1 = list(s, &me, 4, &[("size", "1".into())]).await;
     assert_eq!(talker_ids(&p1), vec![g1, g3, g2]);
     let end = p1["session_list"][2]["session_ts"].as_i64().unwrap();
-    let p2 = list(s, &me, 4, &[("size", "5".into()), ("end_ts", end.to_string())]).await;
+    let p2 = list(
+        s,
+        &me,
+        4,
+        &[("size", "5".into()), ("end_ts", end.to_string())],
+    )
+    .await;
     assert_eq!(talker_ids(&p2), vec![friend.mid]);
     // Pinning is mine only; unpinning restores the order.
     assert_eq!(gdetail_ok(s, &other, g3).await["top_ts"], 0);
@@ -1125,7 +1448,15 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     assert_eq!(gdetail_ok(s, &me, g3).await["top_ts"], 0);
     assert_eq!(ids(s, &me, 4, &[]).await, vec![g2, g1, friend.mid, g3]);
     let v = s
-        .post(&me, SET_TOP, &[("talker_id", st(g1)), ("session_type", "2".into()), ("op_type", "2".into())])
+        .post(
+            &me,
+            SET_TOP,
+            &[
+                ("talker_id", st(g1)),
+                ("session_type", "2".into()),
+                ("op_type", "2".into()),
+            ],
+        )
         .await;
     assert_err(&v, 2, "非法参数");
 }
@@ -1136,11 +1467,21 @@ async fn leaving_ends_access_but_the_session_stays(s: &Server) {
     let bob = s.user("bob").await;
     let g = group_of(s, &owner, "g").await; // 1
     join(s, g, &bob).await; // 2
-    gsay(s, &owner, g, "before", &[("msg[at_uids]", format!("[{}]", bob.mid))]).await; // 3
+    gsay(
+        s,
+        &owner,
+        g,
+        "before",
+        &[("msg[at_uids]", format!("[{}]", bob.mid))],
+    )
+    .await; // 3
     leave(s, g, &bob).await; // 4
     let left = gdetail_ok(s, &bob, g).await;
     // His session's time is the 302's, to the µs (the group's time right now).
-    assert_eq!(left["session_ts"], gdetail_ok(s, &owner, g).await["session_ts"]);
+    assert_eq!(
+        left["session_ts"],
+        gdetail_ok(s, &owner, g).await["session_ts"]
+    );
     assert_sys(&left["last_msg"], g, 4, 302, "bob离开了应援团");
     assert_eq!(state(s, &bob, g).await, (1, 3, 4, 3, 4));
 
@@ -1151,15 +1492,31 @@ async fn leaving_ends_access_but_the_session_stays(s: &Server) {
     assert_err(&v, 700014, NOT_MEMBER);
 
     // The group goes on; bob's view stays at his 302 (time included).
-    gsay(s, &owner, g, "after", &[("msg[at_uids]", format!("[{}]", bob.mid))]).await; // 5
+    gsay(
+        s,
+        &owner,
+        g,
+        "after",
+        &[("msg[at_uids]", format!("[{}]", bob.mid))],
+    )
+    .await; // 5
     let d = gdetail_ok(s, &bob, g).await;
     assert_eq!(d, left);
-    assert_eq!(d["session_ts"].as_i64().unwrap() / 1_000_000, d["last_msg"]["timestamp"].as_i64().unwrap());
+    assert_eq!(
+        d["session_ts"].as_i64().unwrap() / 1_000_000,
+        d["last_msg"]["timestamp"].as_i64().unwrap()
+    );
     assert_eq!(ids(s, &bob, 3, &[]).await, vec![g]);
     assert_eq!(ids(s, &bob, 4, &[]).await, vec![g]);
     assert_eq!(group_unread(s, &bob).await, 3);
     // new_sessions doesn't bring it back for the owner's later messages.
-    let n = s.get(&bob, NEW_SESSIONS, &[("begin_ts", d["session_ts"].to_string())]).await;
+    let n = s
+        .get(
+            &bob,
+            NEW_SESSIONS,
+            &[("begin_ts", d["session_ts"].to_string())],
+        )
+        .await;
     assert_eq!(ok(&n)["session_list"], Value::Null);
     // Reading it stops at the 302.
     gack(s, &bob, g, None).await;
@@ -1167,7 +1524,13 @@ async fn leaving_ends_access_but_the_session_stays(s: &Server) {
     assert_eq!(group_unread(s, &bob).await, 0);
 
     // Removing it hides it for good: nothing newer will come into his view.
-    let v = s.post(&bob, REMOVE_SESSION, &[("talker_id", st(g)), ("session_type", "2".into())]).await;
+    let v = s
+        .post(
+            &bob,
+            REMOVE_SESSION,
+            &[("talker_id", st(g)), ("session_type", "2".into())],
+        )
+        .await;
     assert_empty_ok(&v);
     gsay(s, &owner, g, "later", &[]).await; // 6
     assert_eq!(ids(s, &bob, 3, &[]).await, Vec::<u64>::new());
@@ -1178,7 +1541,10 @@ async fn leaving_ends_access_but_the_session_stays(s: &Server) {
     join(s, g, &bob).await; // 7
     assert_eq!(ids(s, &bob, 3, &[]).await, vec![g]);
     assert_eq!(state(s, &bob, g).await, (6, 1, 7, 0, 7));
-    assert_eq!(seqnos(&history(s, &bob, g, &[("size", "3".into())]).await), vec![7, 6, 5]);
+    assert_eq!(
+        seqnos(&history(s, &bob, g, &[("size", "3".into())]).await),
+        vec![7, 6, 5]
+    );
     gsay(s, &bob, g, "back", &[]).await; // 8
     assert_eq!(state(s, &bob, g).await, (8, 0, 8, 0, 8));
 
@@ -1206,7 +1572,13 @@ async fn remove_group_session_hides_until_a_newer_message(s: &Server) {
     assert_eq!(group_unread(s, &bob).await, 3);
 
     let remove = |u: User| async move {
-        let v = s.post(&u, REMOVE_SESSION, &[("talker_id", st(g)), ("session_type", "2".into())]).await;
+        let v = s
+            .post(
+                &u,
+                REMOVE_SESSION,
+                &[("talker_id", st(g)), ("session_type", "2".into())],
+            )
+            .await;
         assert_empty_ok(&v);
     };
     remove(bob.clone()).await;
@@ -1223,7 +1595,14 @@ async fn remove_group_session_hides_until_a_newer_message(s: &Server) {
     assert_eq!(ids(s, &owner, 3, &[]).await, vec![g]);
 
     // A newer message brings it back, unread.
-    gsay(s, &owner, g, "three", &[("msg[at_uids]", format!("[{}]", bob.mid))]).await; // 5
+    gsay(
+        s,
+        &owner,
+        g,
+        "three",
+        &[("msg[at_uids]", format!("[{}]", bob.mid))],
+    )
+    .await; // 5
     assert_eq!(ids(s, &bob, 3, &[]).await, vec![g]);
     assert_eq!(ids(s, &bob, 4, &[]).await, vec![g]);
     assert_eq!(state(s, &bob, g).await, (4, 1, 5, 5, 5));
@@ -1268,8 +1647,9 @@ async fn rows_written(s: &Server) -> u64 {
 
 /// Rows written by one send of `from` to `g` (mentioning `at`, if any).
 async fn rows_of_send(s: &Server, from: &User, g: u64, at: Option<&User>) -> u64 {
-    let extra: Vec<(&'static str, String)> =
-        at.map(|u| vec![("msg[at_uids]", format!("[{}]", u.mid))]).unwrap_or_default();
+    let extra: Vec<(&'static str, String)> = at
+        .map(|u| vec![("msg[at_uids]", format!("[{}]", u.mid))])
+        .unwrap_or_default();
     s.advance_clock(1000).await;
     let before = rows_written(s).await;
     let v = gsend(s, from, g, "hello everyone", &extra).await;
@@ -1280,10 +1660,18 @@ async fn rows_of_send(s: &Server, from: &User, g: u64, at: Option<&User>) -> u64
 /// Row counts of the tables a group send could write to, read straight from the database.
 async fn table_rows(s: &Server) -> Vec<(&'static str, i64)> {
     use sqlx::Connection;
-    const TABLES: [&str; 5] = ["messages", "sessions", "group_mentions", "group_members", "conversations"];
+    const TABLES: [&str; 5] = [
+        "messages",
+        "sessions",
+        "group_mentions",
+        "group_members",
+        "conversations",
+    ];
     let mut out = Vec::new();
     if s.backend == "postgres" {
-        let mut c = sqlx::PgConnection::connect(&s.database_url).await.expect("connect");
+        let mut c = sqlx::PgConnection::connect(&s.database_url)
+            .await
+            .expect("connect");
         for t in TABLES {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}"))
                 .fetch_one(&mut c)
@@ -1292,7 +1680,9 @@ async fn table_rows(s: &Server) -> Vec<(&'static str, i64)> {
             out.push((t, n));
         }
     } else {
-        let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.expect("connect");
+        let mut c = sqlx::SqliteConnection::connect(&s.database_url)
+            .await
+            .expect("connect");
         for t in TABLES {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}"))
                 .fetch_one(&mut c)
@@ -1360,7 +1750,11 @@ async fn group_send_writes_constant_rows_at_5000_members(s: &Server) {
     join(s, big, &lurker).await; // 3
     let started = std::time::Instant::now();
     add_many_members(s, big, 4997, 8).await;
-    eprintln!("{}: 4997 members added in {:?}", s.backend, started.elapsed());
+    eprintln!(
+        "{}: 4997 members added in {:?}",
+        s.backend,
+        started.elapsed()
+    );
     let (code, info) = s.admin(Method::GET, &format!("/groups/{big}"), None).await;
     assert_eq!(code, 200);
     assert_eq!(info["members"], 5000, "{info}");
@@ -1369,8 +1763,8 @@ async fn group_send_writes_constant_rows_at_5000_members(s: &Server) {
     let tables_before = table_rows(s).await;
     let big_plain = rows_of_send(s, &owner, big, None).await; // 5001
     let big_at = rows_of_send(s, &owner, big, Some(&watcher)).await; // 5002
-    // Independently of the server's counter: the two sends added two messages and one mention
-    // row, and not one session (or any other) row.
+                                                                     // Independently of the server's counter: the two sends added two messages and one mention
+                                                                     // row, and not one session (or any other) row.
     let grown: Vec<(&str, i64)> = table_rows(s)
         .await
         .iter()
@@ -1379,7 +1773,13 @@ async fn group_send_writes_constant_rows_at_5000_members(s: &Server) {
         .collect();
     assert_eq!(
         grown,
-        vec![("messages", 2), ("sessions", 0), ("group_mentions", 1), ("group_members", 0), ("conversations", 0)]
+        vec![
+            ("messages", 2),
+            ("sessions", 0),
+            ("group_mentions", 1),
+            ("group_members", 0),
+            ("conversations", 0)
+        ]
     );
     eprintln!(
         "{}: rows written per send: 2 members {small_plain} (+mention {small_at}), 5000 members {big_plain} (+mention {big_at})",

@@ -61,7 +61,10 @@ impl User {
         }
     }
     pub fn cookie(&self) -> String {
-        format!("SESSDATA={}; bili_jct={}; DedeUserID={}", self.sessdata, self.bili_jct, self.mid)
+        format!(
+            "SESSDATA={}; bili_jct={}; DedeUserID={}",
+            self.sessdata, self.bili_jct, self.mid
+        )
     }
 }
 
@@ -76,7 +79,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Dropping needs async I/O; a scoped runtime on its own thread works from any context.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&admin_url).await.ok()?;
@@ -141,7 +147,12 @@ pub mod tempdir {
     pub fn rand_suffix() -> u64 {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+        h.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+        );
         h.finish()
     }
 }
@@ -154,7 +165,9 @@ pub fn postgres_url() -> Option<String> {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true but SIXIN_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite must run");
             }
-            eprintln!("SIXIN_TEST_DATABASE_URL not set: skipping the PostgreSQL run of this scenario");
+            eprintln!(
+                "SIXIN_TEST_DATABASE_URL not set: skipping the PostgreSQL run of this scenario"
+            );
             None
         }
     }
@@ -222,7 +235,10 @@ impl Server {
         let running = sixin_server::start(config).await.expect("server starts");
         Server {
             base: format!("http://{}", running.addr),
-            http: reqwest::Client::builder().no_proxy().build().expect("client"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
             backend,
             database_url,
             running: Some(running),
@@ -243,7 +259,12 @@ impl Server {
 
     // ---- admin API ----
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut rb = self
             .http
             .request(method, self.url(&format!("/admin/v1{path}")))
@@ -259,7 +280,11 @@ impl Server {
 
     pub async fn user(&self, name: &str) -> User {
         let (st, v) = self
-            .admin(reqwest::Method::POST, "/users", Some(json!({ "name": name })))
+            .admin(
+                reqwest::Method::POST,
+                "/users",
+                Some(json!({ "name": name })),
+            )
             .await;
         assert_eq!(st, 200, "create user: {v}");
         User::from_login(&v)
@@ -279,7 +304,11 @@ impl Server {
 
     pub async fn advance_clock(&self, ms: i64) {
         let (st, v) = self
-            .admin(reqwest::Method::POST, "/clock", Some(json!({ "advance_ms": ms })))
+            .admin(
+                reqwest::Method::POST,
+                "/clock",
+                Some(json!({ "advance_ms": ms })),
+            )
             .await;
         assert_eq!(st, 200, "{v}");
     }
@@ -321,7 +350,12 @@ impl Server {
         serde_json::from_str(&resp.text().await.expect("body")).expect("JSON answer")
     }
 
-    pub fn send_form(from: &User, to: u64, msg_type: u32, content: &str) -> Vec<(&'static str, String)> {
+    pub fn send_form(
+        from: &User,
+        to: u64,
+        msg_type: u32,
+        content: &str,
+    ) -> Vec<(&'static str, String)> {
         vec![
             ("msg[sender_uid]", from.mid.to_string()),
             ("msg[receiver_id]", to.to_string()),
@@ -336,7 +370,8 @@ impl Server {
 
     /// Sends any message; returns the whole answer.
     pub async fn send(&self, from: &User, to: u64, msg_type: u32, content: &str) -> Value {
-        self.post(from, SEND, &Server::send_form(from, to, msg_type, content)).await
+        self.post(from, SEND, &Server::send_form(from, to, msg_type, content))
+            .await
     }
 
     /// Sends a text and asserts success; returns its msg_key.
@@ -349,7 +384,10 @@ impl Server {
     }
 
     pub async fn fetch(&self, user: &User, talker: &User, extra: &[(&str, String)]) -> Value {
-        let mut p = vec![("talker_id", talker.mid.to_string()), ("session_type", "1".to_string())];
+        let mut p = vec![
+            ("talker_id", talker.mid.to_string()),
+            ("session_type", "1".to_string()),
+        ];
         p.extend(extra.iter().cloned());
         self.get(user, FETCH, &p).await
     }
@@ -364,7 +402,10 @@ impl Server {
         self.get(
             user,
             SESSION_DETAIL,
-            &[("talker_id", talker.to_string()), ("session_type", "1".into())],
+            &[
+                ("talker_id", talker.to_string()),
+                ("session_type", "1".into()),
+            ],
         )
         .await
     }

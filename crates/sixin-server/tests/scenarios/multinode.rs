@@ -8,8 +8,12 @@ use serde_json::json;
 use crate::*;
 
 async fn two_nodes(database: String) {
-    let n1 = sixin_server::start(test_config(database.clone())).await.expect("node 1");
-    let n2 = sixin_server::start(test_config(database)).await.expect("node 2");
+    let n1 = sixin_server::start(test_config(database.clone()))
+        .await
+        .expect("node 1");
+    let n2 = sixin_server::start(test_config(database))
+        .await
+        .expect("node 2");
     let node_of = |k: u64| (k >> 12) & 0x3ff;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let bases = [format!("http://{}", n1.addr), format!("http://{}", n2.addr)];
@@ -61,7 +65,10 @@ async fn two_nodes(database: String) {
             ("msg[msg_type]", "1".to_string()),
             ("msg[dev_id]", "dev".to_string()),
             ("msg[timestamp]", "1700000000".to_string()),
-            ("msg[content]", json!({ "content": format!("m{k}") }).to_string()),
+            (
+                "msg[content]",
+                json!({ "content": format!("m{k}") }).to_string(),
+            ),
             ("csrf", from["bili_jct"].as_str().unwrap().to_string()),
         ];
         tasks.push(tokio::spawn(async move {
@@ -90,8 +97,13 @@ async fn two_nodes(database: String) {
     // Both nodes return the same gap-free history.
     for base in &bases {
         let v: serde_json::Value = http
-            .get(format!("{base}{FETCH}?talker_id={b_mid}&session_type=1&size=200"))
-            .header("Cookie", format!("SESSDATA={}", a["SESSDATA"].as_str().unwrap()))
+            .get(format!(
+                "{base}{FETCH}?talker_id={b_mid}&session_type=1&size=200"
+            ))
+            .header(
+                "Cookie",
+                format!("SESSDATA={}", a["SESSDATA"].as_str().unwrap()),
+            )
             .send()
             .await
             .unwrap()
@@ -99,9 +111,15 @@ async fn two_nodes(database: String) {
             .await
             .unwrap();
         let msgs = v["data"]["messages"].as_array().unwrap();
-        let seqnos: Vec<u64> = msgs.iter().map(|m| m["msg_seqno"].as_u64().unwrap()).collect();
+        let seqnos: Vec<u64> = msgs
+            .iter()
+            .map(|m| m["msg_seqno"].as_u64().unwrap())
+            .collect();
         assert_eq!(seqnos, (1..=60).rev().collect::<Vec<u64>>());
-        let got: BTreeSet<u64> = msgs.iter().map(|m| m["msg_key"].as_u64().unwrap()).collect();
+        let got: BTreeSet<u64> = msgs
+            .iter()
+            .map(|m| m["msg_key"].as_u64().unwrap())
+            .collect();
         assert_eq!(got, keys);
     }
     n1.stop().await.unwrap();

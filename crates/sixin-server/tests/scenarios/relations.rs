@@ -47,7 +47,6 @@ const SYS_PIC: &str =
 
 const IMAGE: &str = r#"{"url":"https://i0.hdslb.com/bfs/im/a1b2c3.png","height":100,"width":100,"imageType":"png","original":1,"size":12.5}"#;
 
-
 // ---- helpers ----
 
 fn st(n: u64) -> String {
@@ -62,7 +61,11 @@ async fn modify(s: &Server, who: &User, fid: u64, act: u8) -> Value {
     s.post(
         who,
         MODIFY,
-        &[("fid", st(fid)), ("act", act.to_string()), ("re_src", "11".into())],
+        &[
+            ("fid", st(fid)),
+            ("act", act.to_string()),
+            ("re_src", "11".into()),
+        ],
     )
     .await
 }
@@ -168,11 +171,20 @@ async fn list(s: &Server, viewer: &User, session_type: u8, extra: &[(&str, Strin
 fn talkers_of(d: &Value) -> Vec<u64> {
     d["session_list"]
         .as_array()
-        .map(|l| l.iter().map(|x| x["talker_id"].as_u64().expect("talker_id")).collect())
+        .map(|l| {
+            l.iter()
+                .map(|x| x["talker_id"].as_u64().expect("talker_id"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-async fn talkers(s: &Server, viewer: &User, session_type: u8, extra: &[(&str, String)]) -> Vec<u64> {
+async fn talkers(
+    s: &Server,
+    viewer: &User,
+    session_type: u8,
+    extra: &[(&str, String)],
+) -> Vec<u64> {
     talkers_of(&list(s, viewer, session_type, extra).await)
 }
 
@@ -276,7 +288,11 @@ async fn relation_modify_follow_unfollow_block_unblock(s: &Server) {
     act(s, &a, b.mid, FOLLOW).await;
     assert_eq!(follow_status(s, &a, b.mid).await, 2);
     assert_eq!(follow_status(s, &b, a.mid).await, 0);
-    assert_err(&modify(s, &a, b.mid, FOLLOW).await, 22014, "已经关注用户，无法重复关注");
+    assert_err(
+        &modify(s, &a, b.mid, FOLLOW).await,
+        22014,
+        "已经关注用户，无法重复关注",
+    );
     // Following back makes it mutual on both sides.
     act(s, &b, a.mid, FOLLOW).await;
     assert_eq!(follow_status(s, &a, b.mid).await, 6);
@@ -315,7 +331,11 @@ async fn relation_modify_follow_unfollow_block_unblock(s: &Server) {
 
     // Oneself: every act is 22001.
     for code in [FOLLOW, UNFOLLOW, BLOCK, UNBLOCK] {
-        assert_err(&modify(s, &a, a.mid, code).await, 22001, "不能对自己进行此操作");
+        assert_err(
+            &modify(s, &a, a.mid, code).await,
+            22001,
+            "不能对自己进行此操作",
+        );
     }
 
     // A special follow ends with the follow.
@@ -341,7 +361,11 @@ async fn relation_modify_follow_unfollow_block_unblock(s: &Server) {
     );
     // The admin API sees the same relations.
     let (code, v) = s
-        .admin(Method::PUT, "/relations", Some(json!({"mid": a.mid, "fid": b.mid})))
+        .admin(
+            Method::PUT,
+            "/relations",
+            Some(json!({"mid": a.mid, "fid": b.mid})),
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(
@@ -361,11 +385,27 @@ async fn relation_modify_bad_input(s: &Server) {
     let fid = st(b.mid);
     // Missing or malformed parameters: -400.
     assert_err(&post(vec![("act", "1".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("fid", "".into()), ("act", "1".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("fid", "b".into()), ("act", "1".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("fid", "-1".into()), ("act", "1".into())]).await, -400, "请求错误");
+    assert_err(
+        &post(vec![("fid", "".into()), ("act", "1".into())]).await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &post(vec![("fid", "b".into()), ("act", "1".into())]).await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &post(vec![("fid", "-1".into()), ("act", "1".into())]).await,
+        -400,
+        "请求错误",
+    );
     assert_err(&post(vec![("fid", fid.clone())]).await, -400, "请求错误");
-    assert_err(&post(vec![("fid", fid.clone()), ("act", "x".into())]).await, -400, "请求错误");
+    assert_err(
+        &post(vec![("fid", fid.clone()), ("act", "x".into())]).await,
+        -400,
+        "请求错误",
+    );
     // Well-formed but not an act: 2.
     for bad in ["0", "3", "4", "7", "128", "-1"] {
         assert_err(
@@ -386,11 +426,19 @@ async fn relation_modify_bad_input(s: &Server) {
     }
     // Authentication and csrf come first.
     let form = vec![("fid", fid.clone()), ("act", "1".to_string())];
-    assert_err(&s.post_raw(&a, MODIFY, &no_csrf(&form)).await, -111, "csrf 校验失败");
+    assert_err(
+        &s.post_raw(&a, MODIFY, &no_csrf(&form)).await,
+        -111,
+        "csrf 校验失败",
+    );
     let mut wrong = form.clone();
     wrong.push(("csrf", "0".repeat(32)));
     assert_err(&s.post_raw(&a, MODIFY, &wrong).await, -111, "csrf 校验失败");
-    assert_err(&s.post(&logged_out(&a), MODIFY, &form).await, -101, "账号未登录");
+    assert_err(
+        &s.post(&logged_out(&a), MODIFY, &form).await,
+        -101,
+        "账号未登录",
+    );
     // Nothing changed.
     assert_eq!(follow_status(s, &a, b.mid).await, 0);
     // The csrf_token spelling works too.
@@ -520,7 +568,12 @@ async fn relations_drive_lists_and_counters_live(s: &Server) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| (x["talker_id"].as_u64().unwrap(), x["is_follow"].as_u64().unwrap()))
+            .map(|x| {
+                (
+                    x["talker_id"].as_u64().unwrap(),
+                    x["is_follow"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -549,10 +602,16 @@ async fn relations_drive_lists_and_counters_live(s: &Server) {
     assert_eq!(s.unread(&me).await, want);
     let mut only_followed = want.clone();
     only_followed["unfollow_unread"] = json!(0);
-    assert_eq!(unread_with(s, &me, &[("unread_type", "1")]).await, only_followed);
+    assert_eq!(
+        unread_with(s, &me, &[("unread_type", "1")]).await,
+        only_followed
+    );
     let mut only_unfollowed = want.clone();
     only_unfollowed["follow_unread"] = json!(0);
-    assert_eq!(unread_with(s, &me, &[("unread_type", "2")]).await, only_unfollowed);
+    assert_eq!(
+        unread_with(s, &me, &[("unread_type", "2")]).await,
+        only_unfollowed
+    );
 
     // Blocking ends my follow: the talker moves to the unfollowed lists.
     act(s, &me, g.mid, BLOCK).await;
@@ -589,22 +648,41 @@ async fn one_message_rule_and_its_tip(s: &Server) {
     let items = items.as_array().expect("an array of tip items");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["text"], TIP_TEXT);
-    assert!(items[0]["color_day"].as_str().is_some_and(|c| !c.is_empty()), "{tip}");
-    assert!(items[0]["color_nig"].as_str().is_some_and(|c| !c.is_empty()), "{tip}");
+    assert!(
+        items[0]["color_day"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{tip}"
+    );
+    assert!(
+        items[0]["color_nig"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{tip}"
+    );
     assert_eq!(said(s, &b, a.mid).await, vec![line(a.mid, 1, 7, "你好")]);
     // size=0 returns the tips only: the sender's.
     let v = s.fetch(&a, &b, &[]).await;
-    assert_eq!(summary(ok(&v)["messages"].as_array().unwrap()), vec![line(a.mid, 18, 18, TIP_TEXT)]);
+    assert_eq!(
+        summary(ok(&v)["messages"].as_array().unwrap()),
+        vec![line(a.mid, 18, 18, TIP_TEXT)]
+    );
     let v = s.fetch(&b, &a, &[]).await;
     assert_eq!(ok(&v)["messages"], Value::Null);
 
     // The sender read past the tip; the receiver has one unread, and a max_seqno counting it.
     let da = detail_ok(s, &a, b.mid).await;
-    assert_eq!((da["ack_seqno"].clone(), da["unread_count"].clone()), (json!(2), json!(0)));
+    assert_eq!(
+        (da["ack_seqno"].clone(), da["unread_count"].clone()),
+        (json!(2), json!(0))
+    );
     assert_eq!(da["max_seqno"], 2);
     assert_eq!(da["last_msg"]["msg_type"], 18);
     let db = detail_ok(s, &b, a.mid).await;
-    assert_eq!((db["unread_count"].clone(), db["max_seqno"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (db["unread_count"].clone(), db["max_seqno"].clone()),
+        (json!(1), json!(2))
+    );
     assert_eq!(db["last_msg"]["msg_seqno"], 1);
     assert_eq!(s.unread(&b).await, counters(1, 0, 0));
     assert_eq!(s.unread(&a).await, counters(0, 0, 0));
@@ -772,13 +850,21 @@ async fn privacy_and_blocks_refuse_sends(s: &Server) {
     admin_settings(s, b.mid, json!({"privacy": 1})).await;
     assert_err(&send_text(s, &c, b.mid, "hi").await, 25005, E25005);
     // Earlier checks come before check 6.
-    assert_err(&s.send(&c, b.mid, 3, &text("x")).await, 21035, "该类消息暂时无法发送");
+    assert_err(
+        &s.send(&c, b.mid, 3, &text("x")).await,
+        21035,
+        "该类消息暂时无法发送",
+    );
     assert_err(
         &send_text(s, &c, b.mid, &"长".repeat(700)).await,
         21007,
         "消息过长，无法发送",
     );
-    assert_err(&s.send(&c, b.mid, 1, r#"{"content":""}"#).await, -400, "请求错误");
+    assert_err(
+        &s.send(&c, b.mid, 1, r#"{"content":""}"#).await,
+        -400,
+        "请求错误",
+    );
     assert_err(&s.send(&c, b.mid, 5, "123").await, 10005, "msgkey不存在");
     // Nothing was stored by any refused send.
     assert_eq!(said(s, &b, c.mid).await, vec![line(c.mid, 1, 7, "c here")]);
@@ -800,7 +886,11 @@ async fn system_accounts_refuse_messages(s: &Server) {
     }
     // Even with their message in the session.
     notify(s, 8, &u, 10, 6).await;
-    assert_err(&send_text(s, &u, SYS_CUSTOM, "人工客服").await, 25003, E25003);
+    assert_err(
+        &send_text(s, &u, SYS_CUSTOM, "人工客服").await,
+        25003,
+        E25003,
+    );
     assert_eq!(history(s, &u, SYS_CUSTOM).await.len(), 1);
 }
 scenario!(system_accounts_refuse_messages);
@@ -816,7 +906,10 @@ async fn system_accounts_accept_messages_when_configured(s: &Server) {
     let h = said(s, &u, SYS_CUSTOM).await;
     assert_eq!(h[1], line(u.mid, 1, 7, "人工客服"));
 }
-scenario_with!(system_accounts_accept_messages_when_configured, accept_system);
+scenario_with!(
+    system_accounts_accept_messages_when_configured,
+    accept_system
+);
 
 async fn say_to(s: &Server, from: &User, to: u64, t: &str) -> u64 {
     let v = send_text(s, from, to, t).await;
@@ -871,9 +964,17 @@ async fn per_second_limit(s: &Server) {
         assert_err(&send_text(s, &a, d.mid, "again").await, 21047, E21047);
     }
     at(t + 2200).await;
-    assert_err(&s.send(&a, d.mid, 3, &text("x")).await, 21035, "该类消息暂时无法发送");
+    assert_err(
+        &s.send(&a, d.mid, 3, &text("x")).await,
+        21035,
+        "该类消息暂时无法发送",
+    );
     at(t + 2200).await;
-    assert_err(&send_text(s, &a, a.mid, "me").await, 21026, "不能给自己发送消息哦~");
+    assert_err(
+        &send_text(s, &a, a.mid, "me").await,
+        21026,
+        "不能给自己发送消息哦~",
+    );
     at(t + 2300).await;
     say(s, &a, &b, "7").await;
     at(t + 2400).await;
@@ -986,7 +1087,11 @@ fn tight_limits(c: &mut sixin_server::Config) {
 
 async fn maintenance(s: &Server, on: bool) -> Value {
     let (code, v) = s
-        .admin(Method::PUT, "/maintenance", Some(json!({ "maintenance": on })))
+        .admin(
+            Method::PUT,
+            "/maintenance",
+            Some(json!({ "maintenance": on })),
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     v
@@ -1026,7 +1131,10 @@ async fn check_seven_order_is_21020_21046_21028(s: &Server) {
     assert_eq!(maintenance(s, false).await, json!({"maintenance": false}));
     set_clock(s, t + 4000).await;
     say(s, &a, &friend, "back").await;
-    assert_eq!(said(s, &friend, a.mid).await, vec![line(a.mid, 1, 7, "back")]);
+    assert_eq!(
+        said(s, &friend, a.mid).await,
+        vec![line(a.mid, 1, 7, "back")]
+    );
 }
 scenario_with!(check_seven_order_is_21020_21046_21028, tight_limits);
 
@@ -1087,7 +1195,11 @@ async fn maintenance_switched_by_the_admin_api(s: &Server) {
     say(s, &a, &b, "after").await;
 
     // Bad requests and authorization.
-    for body in [json!({}), json!({"maintenance": "yes"}), json!({"maintenance": true, "x": 1})] {
+    for body in [
+        json!({}),
+        json!({"maintenance": "yes"}),
+        json!({"maintenance": true, "x": 1}),
+    ] {
         let (code, v) = s.admin(Method::PUT, "/maintenance", Some(body)).await;
         assert_eq!(code, 400, "{v}");
         assert!(v["error"].is_string(), "{v}");
@@ -1144,7 +1256,10 @@ async fn spam_keywords_put_the_session_in_the_dustbin(s: &Server) {
     let v = send_text(s, &spammer, b.mid, "日结工资，私聊").await;
     ok(&v);
     let ds = detail_ok(s, &spammer, b.mid).await;
-    assert_eq!((ds["is_intercept"].clone(), ds["is_trust"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (ds["is_intercept"].clone(), ds["is_trust"].clone()),
+        (json!(0), json!(0))
+    );
     // The receiver's session is intercepted: listed only under session_type 5.
     let db = detail_ok(s, &b, spammer.mid).await;
     assert_eq!(db["is_intercept"], 1);
@@ -1154,17 +1269,27 @@ async fn spam_keywords_put_the_session_in_the_dustbin(s: &Server) {
     assert_eq!(talkers_of(&l5), vec![spammer.mid]);
     assert_eq!(l5["session_list"][0], db);
     for t in [1u8, 2, 4, 8, 9] {
-        assert_eq!(talkers(s, &b, t, &[]).await, Vec::<u64>::new(), "session_type {t}");
+        assert_eq!(
+            talkers(s, &b, t, &[]).await,
+            Vec::<u64>::new(),
+            "session_type {t}"
+        );
     }
     assert_eq!(new_talkers(s, &b).await, Vec::<u64>::new());
     // Counted in dustbin_unread only, and only with show_dustbin=1.
     assert_eq!(s.unread(&b).await, counters(0, 0, 0));
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(0, 0, 1));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(0, 0, 1)
+    );
     assert_eq!(
         unread_with(s, &b, &[("unread_type", "3"), ("show_dustbin", "1")]).await,
         counters(0, 0, 1)
     );
-    assert_eq!(unread_with(s, &b, &[("unread_type", "3")]).await, counters(0, 0, 0));
+    assert_eq!(
+        unread_with(s, &b, &[("unread_type", "3")]).await,
+        counters(0, 0, 0)
+    );
     // The message can be read; no auto-reply answered it.
     assert_eq!(
         said(s, &b, spammer.mid).await,
@@ -1172,7 +1297,10 @@ async fn spam_keywords_put_the_session_in_the_dustbin(s: &Server) {
     );
     assert_eq!(
         said(s, &spammer, b.mid).await,
-        vec![line(spammer.mid, 1, 7, "日结工资，私聊"), line(spammer.mid, 18, 18, TIP_TEXT)]
+        vec![
+            line(spammer.mid, 1, 7, "日结工资，私聊"),
+            line(spammer.mid, 18, 18, TIP_TEXT)
+        ]
     );
 
     // Every default keyword; from someone the receiver follows, nothing is intercepted.
@@ -1249,12 +1377,18 @@ async fn releasing_trusts_for_good(s: &Server) {
 
     assert_empty_ok(&intercept(s, &b, a.mid, "0").await);
     let db = detail_ok(s, &b, a.mid).await;
-    assert_eq!((db["is_intercept"].clone(), db["is_trust"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (db["is_intercept"].clone(), db["is_trust"].clone()),
+        (json!(0), json!(1))
+    );
     assert_eq!(list(s, &b, 5, &[]).await["session_list"], Value::Null);
     assert_eq!(talkers(s, &b, 1, &[]).await, vec![a.mid]);
     assert_eq!(talkers(s, &b, 2, &[]).await, vec![a.mid]);
     assert_eq!(new_talkers(s, &b).await, vec![a.mid]);
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(1, 0, 0));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(1, 0, 0)
+    );
     // Releasing does not lift the one-message rule; a hand-written answer does.
     assert_err(&send_text(s, &a, b.mid, "日结工资").await, 21047, E21047);
     say(s, &b, &a, "什么事").await;
@@ -1263,21 +1397,37 @@ async fn releasing_trusts_for_good(s: &Server) {
     admin_settings(s, a.mid, json!({"flagged": true})).await;
     say(s, &a, &b, "加我微信领取").await;
     let db = detail_ok(s, &b, a.mid).await;
-    assert_eq!((db["is_intercept"].clone(), db["is_trust"].clone()), (json!(0), json!(1)));
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(2, 0, 0));
+    assert_eq!(
+        (db["is_intercept"].clone(), db["is_trust"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(2, 0, 0)
+    );
 
     // Intercepting by hand (status=1) puts it back and drops the trust.
     assert_empty_ok(&intercept(s, &b, a.mid, "1").await);
     let db = detail_ok(s, &b, a.mid).await;
-    assert_eq!((db["is_intercept"].clone(), db["is_trust"].clone()), (json!(1), json!(0)));
+    assert_eq!(
+        (db["is_intercept"].clone(), db["is_trust"].clone()),
+        (json!(1), json!(0))
+    );
     assert_eq!(talkers(s, &b, 5, &[]).await, vec![a.mid]);
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(0, 0, 2));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(0, 0, 2)
+    );
     // An explicit session_type=1 is accepted.
     let v = s
         .post(
             &b,
             UPDATE_INTERCEPT,
-            &[("talker_id", st(a.mid)), ("session_type", "1".into()), ("status", "0".into())],
+            &[
+                ("talker_id", st(a.mid)),
+                ("session_type", "1".into()),
+                ("status", "0".into()),
+            ],
         )
         .await;
     assert_empty_ok(&v);
@@ -1305,33 +1455,81 @@ async fn update_intercept_bad_input(s: &Server) {
     };
     let t = st(a.mid);
     assert_err(&post(vec![("status", "0".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("talker_id", t.clone())]).await, -400, "请求错误");
-    assert_err(&post(vec![("talker_id", "x".into()), ("status", "0".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("talker_id", t.clone()), ("status", "x".into())]).await, -400, "请求错误");
-    assert_err(&post(vec![("talker_id", t.clone()), ("status", "2".into())]).await, 2, "非法参数");
-    assert_err(&post(vec![("talker_id", t.clone()), ("status", "-1".into())]).await, 2, "非法参数");
+    assert_err(
+        &post(vec![("talker_id", t.clone())]).await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &post(vec![("talker_id", "x".into()), ("status", "0".into())]).await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &post(vec![("talker_id", t.clone()), ("status", "x".into())]).await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &post(vec![("talker_id", t.clone()), ("status", "2".into())]).await,
+        2,
+        "非法参数",
+    );
+    assert_err(
+        &post(vec![("talker_id", t.clone()), ("status", "-1".into())]).await,
+        2,
+        "非法参数",
+    );
     for st_ in ["2", "3", "0"] {
         assert_err(
-            &post(vec![("talker_id", t.clone()), ("status", "0".into()), ("session_type", st_.into())]).await,
+            &post(vec![
+                ("talker_id", t.clone()),
+                ("status", "0".into()),
+                ("session_type", st_.into()),
+            ])
+            .await,
             2,
             "非法参数",
         );
     }
     // System sessions cannot be intercepted.
     notify(s, 5, &b, 10, 5).await;
-    assert_err(&post(vec![("talker_id", st(SYS_NOTICE)), ("status", "1".into())]).await, 2, "非法参数");
+    assert_err(
+        &post(vec![("talker_id", st(SYS_NOTICE)), ("status", "1".into())]).await,
+        2,
+        "非法参数",
+    );
     assert_eq!(detail_ok(s, &b, SYS_NOTICE).await["is_intercept"], 0);
     // csrf and login.
     let form = vec![("talker_id", t.clone()), ("status", "0".to_string())];
-    assert_err(&s.post_raw(&b, UPDATE_INTERCEPT, &no_csrf(&form)).await, -111, "csrf 校验失败");
-    assert_err(&s.post(&logged_out(&b), UPDATE_INTERCEPT, &form).await, -101, "账号未登录");
+    assert_err(
+        &s.post_raw(&b, UPDATE_INTERCEPT, &no_csrf(&form)).await,
+        -111,
+        "csrf 校验失败",
+    );
+    assert_err(
+        &s.post(&logged_out(&b), UPDATE_INTERCEPT, &form).await,
+        -101,
+        "账号未登录",
+    );
     for path in [DUSTBIN_ACK, DUSTBIN_RM] {
         assert_err(&s.post_raw(&b, path, &[]).await, -111, "csrf 校验失败");
-        assert_err(&s.post(&logged_out(&b), path, &[]).await, -101, "账号未登录");
+        assert_err(
+            &s.post(&logged_out(&b), path, &[]).await,
+            -101,
+            "账号未登录",
+        );
     }
     // Nothing changed.
     let db = detail_ok(s, &b, a.mid).await;
-    assert_eq!((db["is_intercept"].clone(), db["is_trust"].clone(), db["unread_count"].clone()), (json!(1), json!(0), json!(1)));
+    assert_eq!(
+        (
+            db["is_intercept"].clone(),
+            db["is_trust"].clone(),
+            db["unread_count"].clone()
+        ),
+        (json!(1), json!(0), json!(1))
+    );
     assert_eq!(talkers(s, &b, 5, &[]).await, vec![a.mid]);
 }
 scenario!(update_intercept_bad_input);
@@ -1350,11 +1548,17 @@ async fn dustbin_batch_ack_and_remove(s: &Server) {
     say(s, &s2, &b, "日结工资").await;
     s.advance_clock(1000).await;
     say(s, &n, &b, "你好").await;
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(1, 0, 2));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(1, 0, 2)
+    );
 
     // Marking the dustbin read leaves other sessions alone.
     assert_empty_ok(&s.post(&b, DUSTBIN_ACK, &[]).await);
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(1, 0, 0));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(1, 0, 0)
+    );
     for t in [&s1, &s2] {
         let d = detail_ok(s, &b, t.mid).await;
         assert_eq!(d["unread_count"], 0);
@@ -1370,15 +1574,24 @@ async fn dustbin_batch_ack_and_remove(s: &Server) {
     assert_empty_ok(&s.post(&b, DUSTBIN_RM, &[]).await);
     assert_eq!(list(s, &b, 5, &[]).await["session_list"], Value::Null);
     assert_eq!(talkers(s, &b, 1, &[]).await, vec![n.mid]);
-    assert_eq!(said(s, &b, s2.mid).await, vec![line(s2.mid, 1, 7, "日结工资")]);
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(1, 0, 0));
+    assert_eq!(
+        said(s, &b, s2.mid).await,
+        vec![line(s2.mid, 1, 7, "日结工资")]
+    );
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(1, 0, 0)
+    );
     // The next message brings the session back, still in the dustbin.
     s.advance_clock(1000).await;
     say(s, &b, &s2, "你是谁？").await;
     assert_eq!(talkers(s, &b, 5, &[]).await, vec![s2.mid]);
     s.advance_clock(1000).await;
     say(s, &s2, &b, "兼职刷单").await;
-    assert_eq!(unread_with(s, &b, &[("show_dustbin", "1")]).await, counters(1, 0, 1));
+    assert_eq!(
+        unread_with(s, &b, &[("show_dustbin", "1")]).await,
+        counters(1, 0, 1)
+    );
     assert_eq!(talkers(s, &b, 5, &[]).await, vec![s2.mid]);
 }
 scenario!(dustbin_batch_ack_and_remove);
@@ -1397,7 +1610,10 @@ async fn message_reply_once_per_counterpart_per_day(s: &Server) {
 
     say(s, &a, &b, "在吗").await;
     let reply = line(b.mid, 1, 9, "我现在不在，稍后回复");
-    assert_eq!(said(s, &a, b.mid).await, vec![line(a.mid, 1, 7, "在吗"), reply.clone()]);
+    assert_eq!(
+        said(s, &a, b.mid).await,
+        vec![line(a.mid, 1, 7, "在吗"), reply.clone()]
+    );
     let m = history(s, &a, b.mid).await.pop().unwrap();
     assert_eq!(m["receiver_id"], a.mid);
     // The reply is unread for a; the automatic reply read nothing for b.
@@ -1415,7 +1631,11 @@ async fn message_reply_once_per_counterpart_per_day(s: &Server) {
     say(s, &c, &b, "你好").await;
     assert_eq!(
         said(s, &c, b.mid).await,
-        vec![line(c.mid, 1, 7, "你好"), line(c.mid, 18, 18, TIP_TEXT), reply.clone()]
+        vec![
+            line(c.mid, 1, 7, "你好"),
+            line(c.mid, 18, 18, TIP_TEXT),
+            reply.clone()
+        ]
     );
     assert_err(&send_text(s, &c, b.mid, "在吗").await, 21047, E21047);
     assert_eq!(is_limit(s, &c, b.mid).await, 1);
@@ -1429,7 +1649,10 @@ async fn message_reply_once_per_counterpart_per_day(s: &Server) {
     say(s, &a, &b, "好的").await;
     assert_eq!(said(s, &a, b.mid).await.len(), 7);
     // Nothing a sent was automatic.
-    assert!(said(s, &b, a.mid).await.iter().all(|m| m.0 != a.mid || m.2 == 7));
+    assert!(said(s, &b, a.mid)
+        .await
+        .iter()
+        .all(|m| m.0 != a.mid || m.2 == 7));
 }
 scenario!(message_reply_once_per_counterpart_per_day);
 
@@ -1456,10 +1679,16 @@ async fn keyword_replies_first_match_wins(s: &Server) {
     );
     // The keyword reply won over the message reply, which is still due today.
     say(s, &a, &b, "你好").await;
-    assert_eq!(said(s, &a, b.mid).await.last().unwrap(), &line(b.mid, 1, 9, "稍后回复"));
+    assert_eq!(
+        said(s, &a, b.mid).await.last().unwrap(),
+        &line(b.mid, 1, 9, "稍后回复")
+    );
     // Keyword replies answer every time; the first listed keyword the text contains wins.
     say(s, &a, &b, "价钱呢").await;
-    assert_eq!(said(s, &a, b.mid).await.last().unwrap(), &line(b.mid, 1, 10, "第二条"));
+    assert_eq!(
+        said(s, &a, b.mid).await.last().unwrap(),
+        &line(b.mid, 1, 10, "第二条")
+    );
     say(s, &a, &b, "价格？价钱？").await;
     assert_eq!(
         said(s, &a, b.mid).await.last().unwrap(),
@@ -1487,7 +1716,10 @@ async fn keyword_replies_first_match_wins(s: &Server) {
     // Keyword replies don't lift the one-message rule either.
     let c = s.user("c").await;
     say(s, &c, &b, "价格").await;
-    assert_eq!(said(s, &c, b.mid).await.last().unwrap(), &line(b.mid, 1, 10, "价格见置顶动态"));
+    assert_eq!(
+        said(s, &c, b.mid).await.last().unwrap(),
+        &line(b.mid, 1, 10, "价格见置顶动态")
+    );
     assert_err(&send_text(s, &c, b.mid, "价格?").await, 21047, E21047);
 }
 scenario!(keyword_replies_first_match_wins);
@@ -1513,7 +1745,10 @@ async fn auto_replies_answer_only_hand_written_messages(s: &Server) {
     assert_eq!(got[2], line(a.mid, 1, 17, GREETING));
     // The message reply was still due: a hand-written message gets it.
     say(s, &a, &b, "你好").await;
-    assert_eq!(said(s, &a, b.mid).await.last().unwrap(), &line(b.mid, 1, 9, "稍后回复"));
+    assert_eq!(
+        said(s, &a, b.mid).await.last().unwrap(),
+        &line(b.mid, 1, 9, "稍后回复")
+    );
     // Two users with auto-replies don't answer each other's.
     admin_settings(s, a.mid, json!({"message_reply": "a 稍后回复", "keyword_replies": [{"keyword": "回复", "reply": "a 关键词"}]})).await;
     let c = s.user("c").await;
@@ -1590,8 +1825,13 @@ async fn admin_settings_round_trip(s: &Server) {
     let (code, v) = s.admin(Method::GET, &path, None).await;
     assert_eq!((code, v), (200, want));
     // Unknown users and malformed mids.
-    for (method, body) in [(Method::GET, None), (Method::PUT, Some(json!({"privacy": 1})))] {
-        let (code, v) = s.admin(method.clone(), "/users/999999999/settings", body.clone()).await;
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(json!({"privacy": 1}))),
+    ] {
+        let (code, v) = s
+            .admin(method.clone(), "/users/999999999/settings", body.clone())
+            .await;
         assert_eq!(code, 404, "{v}");
         let (code, v) = s.admin(method, "/users/abc/settings", body).await;
         assert_eq!(code, 400, "{v}");
@@ -1610,7 +1850,8 @@ async fn user_settings_endpoint(s: &Server) {
     let a = s.user("a").await;
     let b = s.user("b").await;
     let get = || async { s.get(&a, SETTINGS, &[]).await };
-    let empty = json!({"privacy": 0, "follow_reply": "", "message_reply": "", "keyword_replies": []});
+    let empty =
+        json!({"privacy": 0, "follow_reply": "", "message_reply": "", "keyword_replies": []});
     assert_eq!(ok(&get().await), &empty);
 
     let v = s
@@ -1621,7 +1862,10 @@ async fn user_settings_endpoint(s: &Server) {
                 ("privacy", "1".into()),
                 ("follow_reply", "感谢关注".into()),
                 ("message_reply", "稍后回复".into()),
-                ("keyword_replies", r#"[{"keyword":"价格","reply":"看置顶"}]"#.into()),
+                (
+                    "keyword_replies",
+                    r#"[{"keyword":"价格","reply":"看置顶"}]"#.into(),
+                ),
             ],
         )
         .await;
@@ -1629,7 +1873,9 @@ async fn user_settings_endpoint(s: &Server) {
                       "keyword_replies": [{"keyword": "价格", "reply": "看置顶"}]});
     assert_eq!(ok(&v), &want);
     assert_eq!(ok(&get().await), &want);
-    let (_, adm) = s.admin(Method::GET, &format!("/users/{}/settings", a.mid), None).await;
+    let (_, adm) = s
+        .admin(Method::GET, &format!("/users/{}/settings", a.mid), None)
+        .await;
     assert_eq!(adm["privacy"], 1);
     assert_eq!(adm["keyword_replies"], want["keyword_replies"]);
 
@@ -1637,20 +1883,34 @@ async fn user_settings_endpoint(s: &Server) {
     assert_err(&send_text(s, &b, a.mid, "价格").await, 25003, E25003);
     act(s, &a, b.mid, FOLLOW).await;
     say(s, &b, &a, "价格").await;
-    assert_eq!(said(s, &b, a.mid).await.last().unwrap(), &line(a.mid, 1, 10, "看置顶"));
+    assert_eq!(
+        said(s, &b, a.mid).await.last().unwrap(),
+        &line(a.mid, 1, 10, "看置顶")
+    );
     act(s, &b, a.mid, FOLLOW).await;
-    assert_eq!(said(s, &b, a.mid).await.last().unwrap(), &line(a.mid, 1, 8, "感谢关注"));
+    assert_eq!(
+        said(s, &b, a.mid).await.last().unwrap(),
+        &line(a.mid, 1, 8, "感谢关注")
+    );
 
     // Fields left out stay; an empty keyword list clears them.
     let v = s.post(&a, SETTINGS, &[("message_reply", "".into())]).await;
     let mut want2 = want.clone();
     want2["message_reply"] = json!("");
     assert_eq!(ok(&v), &want2);
-    let v = s.post(&a, SETTINGS, &[("keyword_replies", "".into()), ("privacy", "0".into())]).await;
+    let v = s
+        .post(
+            &a,
+            SETTINGS,
+            &[("keyword_replies", "".into()), ("privacy", "0".into())],
+        )
+        .await;
     want2["keyword_replies"] = json!([]);
     want2["privacy"] = json!(0);
     assert_eq!(ok(&v), &want2);
-    let v = s.post(&a, SETTINGS, &[("keyword_replies", "[]".into())]).await;
+    let v = s
+        .post(&a, SETTINGS, &[("keyword_replies", "[]".into())])
+        .await;
     assert_eq!(ok(&v), &want2);
 
     // Errors change nothing.
@@ -1658,15 +1918,34 @@ async fn user_settings_endpoint(s: &Server) {
         ("privacy", "2", 2, "非法参数"),
         ("privacy", "x", -400, "请求错误"),
         ("keyword_replies", "nope", -400, "请求错误"),
-        ("keyword_replies", r#"{"keyword":"k","reply":"r"}"#, -400, "请求错误"),
-        ("keyword_replies", r#"[{"keyword":"","reply":"r"}]"#, 2, "非法参数"),
-        ("keyword_replies", r#"[{"keyword":"k","reply":""}]"#, 2, "非法参数"),
+        (
+            "keyword_replies",
+            r#"{"keyword":"k","reply":"r"}"#,
+            -400,
+            "请求错误",
+        ),
+        (
+            "keyword_replies",
+            r#"[{"keyword":"","reply":"r"}]"#,
+            2,
+            "非法参数",
+        ),
+        (
+            "keyword_replies",
+            r#"[{"keyword":"k","reply":""}]"#,
+            2,
+            "非法参数",
+        ),
     ] {
         let v = s.post(&a, SETTINGS, &[(field, value.to_string())]).await;
         assert_err(&v, code, msg);
     }
     let long = "长".repeat(700);
-    assert_err(&s.post(&a, SETTINGS, &[("message_reply", long)]).await, 2, "非法参数");
+    assert_err(
+        &s.post(&a, SETTINGS, &[("message_reply", long)]).await,
+        2,
+        "非法参数",
+    );
     // A bad part spoils the whole request.
     assert_err(
         &s.post(
@@ -1687,9 +1966,14 @@ async fn user_settings_endpoint(s: &Server) {
         -111,
         "csrf 校验失败",
     );
-    assert_err(&s.get(&logged_out(&a), SETTINGS, &[]).await, -101, "账号未登录");
     assert_err(
-        &s.post(&logged_out(&a), SETTINGS, &[("privacy", "1".into())]).await,
+        &s.get(&logged_out(&a), SETTINGS, &[]).await,
+        -101,
+        "账号未登录",
+    );
+    assert_err(
+        &s.post(&logged_out(&a), SETTINGS, &[("privacy", "1".into())])
+            .await,
         -101,
         "账号未登录",
     );
@@ -1750,7 +2034,10 @@ async fn system_accounts_in_session_lists(s: &Server) {
             .clone();
         assert_eq!(item["session_type"], 1);
         assert_eq!(item["system_msg_type"], t);
-        assert_eq!(item["account_info"], json!({"name": name, "pic_url": SYS_PIC}));
+        assert_eq!(
+            item["account_info"],
+            json!({"name": name, "pic_url": SYS_PIC})
+        );
         assert_eq!(item["is_follow"], 1);
         assert_eq!(item["last_msg"]["msg_type"], msg_type);
         assert_eq!(item["last_msg"]["msg_source"], source);
@@ -1760,7 +2047,10 @@ async fn system_accounts_in_session_lists(s: &Server) {
     for i in d["session_list"].as_array().unwrap() {
         if i["talker_id"] == x.mid || i["talker_id"] == friend.mid {
             assert_eq!(i["system_msg_type"], 0);
-            assert!(i.get("account_info").is_none() || i["account_info"].is_null(), "{i}");
+            assert!(
+                i.get("account_info").is_none() || i["account_info"].is_null(),
+                "{i}"
+            );
         }
     }
     let sys = vec![SYS_PAY, SYS_CUSTOM, SYS_UP, SYS_NOTICE, SYS_LIVE];
@@ -1770,7 +2060,10 @@ async fn system_accounts_in_session_lists(s: &Server) {
     let mut followed = vec![friend.mid];
     followed.extend(&sys);
     assert_eq!(talkers(s, &u, 9, &[]).await, followed);
-    assert_eq!(talkers(s, &u, 1, &[("unfollow_fold", "1".into())]).await, followed);
+    assert_eq!(
+        talkers(s, &u, 1, &[("unfollow_fold", "1".into())]).await,
+        followed
+    );
     assert_eq!(talkers(s, &u, 8, &[]).await, vec![x.mid]);
     assert_eq!(talkers(s, &u, 2, &[]).await, vec![x.mid]);
     // Others have no system sessions.
@@ -1786,7 +2079,9 @@ async fn system_accounts_in_session_lists(s: &Server) {
         json!({"to": u.mid, "msg_type": 10, "content": {}}),
         json!({"system_msg_type": 5, "to": SYS_UP, "msg_type": 10, "content": {}}),
     ] {
-        let (code, v) = s.admin(Method::POST, "/messages/system", Some(body.clone())).await;
+        let (code, v) = s
+            .admin(Method::POST, "/messages/system", Some(body.clone()))
+            .await;
         assert_eq!(code, 400, "{body} → {v}");
     }
     let (code, v) = s
@@ -1808,7 +2103,10 @@ async fn system_accounts_in_session_lists(s: &Server) {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["msg_source"], 6);
     assert_eq!(v["notify_code"], "");
-    assert_eq!(list(s, &x, 7, &[]).await["system_msg"], json!({"7": SYS_UP}));
+    assert_eq!(
+        list(s, &x, 7, &[]).await["system_msg"],
+        json!({"7": SYS_UP})
+    );
 }
 scenario!(system_accounts_in_session_lists);
 
@@ -1870,26 +2168,53 @@ async fn system_messages_in_the_unread_counters(s: &Server) {
         unread_with(s, &u, &[("show_dustbin", "1"), ("show_unfollow_list", "1")]).await,
         want
     );
-    assert_eq!(unread_with(s, &u, &[("unread_type", "1")]).await, all_counters(0, 1, 2, 3, 3, 2));
-    assert_eq!(unread_with(s, &u, &[("unread_type", "2")]).await, all_counters(1, 0, 2, 3, 3, 2));
+    assert_eq!(
+        unread_with(s, &u, &[("unread_type", "1")]).await,
+        all_counters(0, 1, 2, 3, 3, 2)
+    );
+    assert_eq!(
+        unread_with(s, &u, &[("unread_type", "2")]).await,
+        all_counters(1, 0, 2, 3, 3, 2)
+    );
     for bad in ["4", "9"] {
-        assert_err(&s.get(&u, SINGLE_UNREAD, &[("unread_type", bad.into())]).await, 2, "非法参数");
+        assert_err(
+            &s.get(&u, SINGLE_UNREAD, &[("unread_type", bad.into())])
+                .await,
+            2,
+            "非法参数",
+        );
     }
     // The session objects: unread pushes and the dot.
     let n = detail_ok(s, &u, SYS_NOTICE).await;
     assert_eq!(
-        (n["unread_count"].clone(), n["biz_msg_unread_count"].clone(), n["new_push_msg"].clone(), n["setting"].clone()),
+        (
+            n["unread_count"].clone(),
+            n["biz_msg_unread_count"].clone(),
+            n["new_push_msg"].clone(),
+            n["setting"].clone()
+        ),
         (json!(2), json!(2), json!(1), json!(0))
     );
     let fd = detail_ok(s, &u, f.mid).await;
-    assert_eq!((fd["biz_msg_unread_count"].clone(), fd["new_push_msg"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (
+            fd["biz_msg_unread_count"].clone(),
+            fd["new_push_msg"].clone()
+        ),
+        (json!(0), json!(0))
+    );
 
     // Pushes turned off (set_push_ss 1): kept, counted nowhere.
     push_ss(s, &u, SYS_NOTICE, 1).await;
     assert_eq!(s.unread(&u).await, all_counters(1, 1, 1, 1, 3, 2));
     let n = detail_ok(s, &u, SYS_NOTICE).await;
     assert_eq!(
-        (n["unread_count"].clone(), n["biz_msg_unread_count"].clone(), n["new_push_msg"].clone(), n["setting"].clone()),
+        (
+            n["unread_count"].clone(),
+            n["biz_msg_unread_count"].clone(),
+            n["new_push_msg"].clone(),
+            n["setting"].clone()
+        ),
         (json!(2), json!(2), json!(0), json!(1))
     );
     assert_eq!(ss(s, &u, SYS_NOTICE).await["push_setting"], 1);
@@ -1914,16 +2239,30 @@ async fn system_messages_in_the_unread_counters(s: &Server) {
     ack(SYS_NOTICE, Some("1")).await;
     assert_eq!(s.unread(&u).await, all_counters(1, 1, 2, 2, 3, 2));
     let n = detail_ok(s, &u, SYS_NOTICE).await;
-    assert_eq!((n["unread_count"].clone(), n["biz_msg_unread_count"].clone(), n["new_push_msg"].clone()), (json!(1), json!(1), json!(1)));
+    assert_eq!(
+        (
+            n["unread_count"].clone(),
+            n["biz_msg_unread_count"].clone(),
+            n["new_push_msg"].clone()
+        ),
+        (json!(1), json!(1), json!(1))
+    );
     ack(SYS_LIVE, None).await;
     assert_eq!(s.unread(&u).await, all_counters(1, 1, 1, 1, 2, 2));
     let l = detail_ok(s, &u, SYS_LIVE).await;
-    assert_eq!((l["biz_msg_unread_count"].clone(), l["new_push_msg"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (l["biz_msg_unread_count"].clone(), l["new_push_msg"].clone()),
+        (json!(0), json!(0))
+    );
     ack(SYS_CUSTOM, None).await;
     assert_eq!(s.unread(&u).await, all_counters(1, 1, 1, 1, 2, 0));
     // Do-not-disturb sessions count nowhere.
     let v = s
-        .post(&u, SET_MSG_DND, &[("dnd_uid", st(SYS_UP)), ("setting", "1".into())])
+        .post(
+            &u,
+            SET_MSG_DND,
+            &[("dnd_uid", st(SYS_UP)), ("setting", "1".into())],
+        )
         .await;
     assert_empty_ok(&v);
     assert_eq!(s.unread(&u).await, all_counters(1, 1, 1, 1, 1, 0));
@@ -1939,7 +2278,9 @@ scenario!(system_messages_in_the_unread_counters);
 async fn is_limit_and_sys_setting_shapes(s: &Server) {
     let a = s.user("a").await;
     let b = s.user("b").await;
-    let v = s.get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "1".into())]).await;
+    let v = s
+        .get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "1".into())])
+        .await;
     assert_eq!(
         v,
         json!({"code": 0, "msg": "0", "message": "0", "ttl": 1, "data": {"is_limit": 0, "report_limit": 0}})
@@ -1952,21 +2293,41 @@ async fn is_limit_and_sys_setting_shapes(s: &Server) {
         assert_eq!(ok(&v), &json!({"is_limit": 0, "report_limit": 0}));
     }
     say(s, &a, &b, "hi").await;
-    let v = s.get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "1".into())]).await;
+    let v = s
+        .get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "1".into())])
+        .await;
     assert_eq!(ok(&v), &json!({"is_limit": 1, "report_limit": 0}));
     assert_err(&s.get(&a, IS_LIMIT, &[]).await, -400, "请求错误");
-    assert_err(&s.get(&a, IS_LIMIT, &[("uid", "x".into())]).await, -400, "请求错误");
     assert_err(
-        &s.get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "x".into())]).await,
+        &s.get(&a, IS_LIMIT, &[("uid", "x".into())]).await,
         -400,
         "请求错误",
     );
-    assert_err(&s.get(&logged_out(&a), IS_LIMIT, &[("uid", st(b.mid))]).await, -101, "账号未登录");
+    assert_err(
+        &s.get(&a, IS_LIMIT, &[("uid", st(b.mid)), ("type", "x".into())])
+            .await,
+        -400,
+        "请求错误",
+    );
+    assert_err(
+        &s.get(&logged_out(&a), IS_LIMIT, &[("uid", st(b.mid))])
+            .await,
+        -101,
+        "账号未登录",
+    );
 
     // get_sys_setting: the documented shape, every field present with its type.
-    assert_err(&s.get(&logged_out(&a), GET_SYS_SETTING, &[]).await, -101, "账号未登录");
+    assert_err(
+        &s.get(&logged_out(&a), GET_SYS_SETTING, &[]).await,
+        -101,
+        "账号未登录",
+    );
     for web in [false, true] {
-        let params: Vec<(&str, String)> = if web { vec![("mobi_app", "web".into())] } else { vec![] };
+        let params: Vec<(&str, String)> = if web {
+            vec![("mobi_app", "web".into())]
+        } else {
+            vec![]
+        };
         let v = s.get(&a, GET_SYS_SETTING, &params).await;
         let d = ok(&v);
         let obj = d.as_object().expect("object");
@@ -2011,7 +2372,12 @@ async fn is_limit_and_sys_setting_shapes(s: &Server) {
             "{d}"
         );
         let door = &d["old_up_assistant_door"];
-        assert!(door["show_old_up_door"].is_u64() && door["title"].is_string() && door["sub_title"].is_string(), "{door}");
+        assert!(
+            door["show_old_up_door"].is_u64()
+                && door["title"].is_string()
+                && door["sub_title"].is_string(),
+            "{door}"
+        );
         // sixin's values: auto-replies yes, fan-group creation not yet.
         assert_eq!(d["is_auto_reply_available"], 1);
         assert_eq!(d["is_create_group_available"], 0);
@@ -2031,6 +2397,9 @@ async fn trusted_sessions_get_auto_replies(s: &Server) {
     // Not intercepted (trusted), so answered like any message.
     say(s, &a, &b, "日结工资").await;
     assert_eq!(detail_ok(s, &b, a.mid).await["is_intercept"], 0);
-    assert_eq!(said(s, &a, b.mid).await.last().unwrap(), &line(b.mid, 1, 9, "稍后回复"));
+    assert_eq!(
+        said(s, &a, b.mid).await.last().unwrap(),
+        &line(b.mid, 1, 9, "稍后回复")
+    );
 }
 scenario!(trusted_sessions_get_auto_replies);

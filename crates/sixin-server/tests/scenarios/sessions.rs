@@ -393,7 +393,11 @@ async fn system_session_object_has_account_info(s: &Server) {
     assert_empty_ok(&ack(s, &u, UP_HELPER, None).await);
     let d = detail_ok(s, &u, UP_HELPER).await;
     assert_eq!(
-        (d["unread_count"].clone(), d["new_push_msg"].clone(), d["biz_msg_unread_count"].clone()),
+        (
+            d["unread_count"].clone(),
+            d["new_push_msg"].clone(),
+            d["biz_msg_unread_count"].clone()
+        ),
         (json!(0), json!(0), json!(0)),
         "{d}"
     );
@@ -1643,11 +1647,11 @@ async fn msg_dnd_settings_round_trip(s: &Server) {
     let u = &s.user("me").await;
     let t1 = s.user("t1").await;
     let t2 = s.user("t2").await;
-    say(s, &t1, &u, "hi").await;
+    say(s, &t1, u, "hi").await;
     let gid: u64 = 221082140;
 
     let get = |params: Vec<(&'static str, String)>| async move {
-        let v = s.get(&u, GET_MSG_DND, &params).await;
+        let v = s.get(u, GET_MSG_DND, &params).await;
         ok(&v).clone()
     };
     let both = format!("{},{}", t1.mid, t2.mid);
@@ -1656,22 +1660,22 @@ async fn msg_dnd_settings_round_trip(s: &Server) {
         json!({"uid_settings": [{"id": t1.mid, "setting": 0}, {"id": t2.mid, "setting": 0}], "group_settings": []})
     );
 
-    set_dnd(s, &u, "dnd_uid", t1.mid, 1).await;
+    set_dnd(s, u, "dnd_uid", t1.mid, 1).await;
     let want = json!({"uid_settings": [{"id": t1.mid, "setting": 1}, {"id": t2.mid, "setting": 0}], "group_settings": []});
     assert_eq!(
         get(vec![("own_uid", st(u.mid)), ("uids_str", both.clone())]).await,
         want
     );
     assert_eq!(get(vec![("uids", both.clone())]).await, want);
-    assert_eq!(detail_ok(s, &u, t1.mid).await["is_dnd"], 1);
-    assert_eq!(list(s, &u, 1, &[]).await["session_list"][0]["is_dnd"], 1);
+    assert_eq!(detail_ok(s, u, t1.mid).await["is_dnd"], 1);
+    assert_eq!(list(s, u, 1, &[]).await["session_list"][0]["is_dnd"], 1);
     // Only the setter's view.
     assert_eq!(detail_ok(s, &t1, u.mid).await["is_dnd"], 0);
     let v = s.get(&t1, GET_MSG_DND, &[("uids_str", st(u.mid))]).await;
     assert_eq!(ok(&v)["uid_settings"], json!([{"id": u.mid, "setting": 0}]));
 
     // Groups.
-    set_dnd(s, &u, "dnd_group_id", gid, 1).await;
+    set_dnd(s, u, "dnd_group_id", gid, 1).await;
     let gl = format!("{gid},5");
     let want = json!({
         "uid_settings": [{"id": t1.mid, "setting": 1}],
@@ -1700,14 +1704,14 @@ async fn msg_dnd_settings_round_trip(s: &Server) {
     );
 
     // Turning it off.
-    set_dnd(s, &u, "dnd_uid", t1.mid, 0).await;
-    set_dnd(s, &u, "dnd_group_id", gid, 0).await;
+    set_dnd(s, u, "dnd_uid", t1.mid, 0).await;
+    set_dnd(s, u, "dnd_group_id", gid, 0).await;
     assert_eq!(
         get(vec![("uids_str", both.clone()), ("group_ids_str", st(gid))]).await,
         json!({"uid_settings": [{"id": t1.mid, "setting": 0}, {"id": t2.mid, "setting": 0}],
                "group_settings": [{"id": gid, "setting": 0}]})
     );
-    assert_eq!(detail_ok(s, &u, t1.mid).await["is_dnd"], 0);
+    assert_eq!(detail_ok(s, u, t1.mid).await["is_dnd"], 0);
 }
 scenario!(msg_dnd_settings_round_trip);
 
@@ -1716,27 +1720,26 @@ scenario!(msg_dnd_settings_round_trip);
 async fn bad_session_and_enum_params(s: &Server) {
     let u = &s.user("me").await;
     let t = s.user("t").await;
-    say(s, &t, &u, "hi").await;
+    say(s, &t, u, "hi").await;
     let bad = "请求错误";
     let inv = "非法参数";
 
     // get_sessions / new_sessions.
-    assert_err(&s.get(&u, GET_SESSIONS, &[]).await, -400, bad);
+    assert_err(&s.get(u, GET_SESSIONS, &[]).await, -400, bad);
     assert_err(
-        &s.get(&u, GET_SESSIONS, &[("session_type", "".into())])
-            .await,
+        &s.get(u, GET_SESSIONS, &[("session_type", "".into())]).await,
         -400,
         bad,
     );
     assert_err(
-        &s.get(&u, GET_SESSIONS, &[("session_type", "x".into())])
+        &s.get(u, GET_SESSIONS, &[("session_type", "x".into())])
             .await,
         -400,
         bad,
     );
     for t in ["0", "6", "10", "300"] {
         assert_err(
-            &s.get(&u, GET_SESSIONS, &[("session_type", t.into())]).await,
+            &s.get(u, GET_SESSIONS, &[("session_type", t.into())]).await,
             2,
             inv,
         );
@@ -1749,13 +1752,13 @@ async fn bad_session_and_enum_params(s: &Server) {
     ] {
         let v = s
             .get(
-                &u,
+                u,
                 GET_SESSIONS,
                 &[("session_type", "1".into()), (p.0, p.1.into())],
             )
             .await;
         assert_err(&v, -400, bad);
-        let v = s.get(&u, NEW_SESSIONS, &[(p.0, p.1.into())]).await;
+        let v = s.get(u, NEW_SESSIONS, &[(p.0, p.1.into())]).await;
         if p.0 != "end_ts" {
             assert_err(&v, -400, bad);
         }
@@ -1774,7 +1777,7 @@ async fn bad_session_and_enum_params(s: &Server) {
     assert_err(&detail("-5", "1").await, -400, bad);
     assert_err(&detail(&st(t.mid), "").await, -400, bad);
     assert_err(
-        &s.get(&u, SESSION_DETAIL, &[("talker_id", st(t.mid))]).await,
+        &s.get(u, SESSION_DETAIL, &[("talker_id", st(t.mid))]).await,
         -400,
         bad,
     );
@@ -1782,26 +1785,26 @@ async fn bad_session_and_enum_params(s: &Server) {
 
     // single_unread.
     assert_err(
-        &s.get(&u, SINGLE_UNREAD, &[("unread_type", "9".into())])
+        &s.get(u, SINGLE_UNREAD, &[("unread_type", "9".into())])
             .await,
         2,
         inv,
     );
     assert_err(
-        &s.get(&u, SINGLE_UNREAD, &[("unread_type", "-1".into())])
+        &s.get(u, SINGLE_UNREAD, &[("unread_type", "-1".into())])
             .await,
         2,
         inv,
     );
     assert_err(
-        &s.get(&u, SINGLE_UNREAD, &[("unread_type", "x".into())])
+        &s.get(u, SINGLE_UNREAD, &[("unread_type", "x".into())])
             .await,
         -400,
         bad,
     );
 
     // update_ack.
-    let up = |p: Vec<(&'static str, String)>| async move { s.post(&u, UPDATE_ACK, &p).await };
+    let up = |p: Vec<(&'static str, String)>| async move { s.post(u, UPDATE_ACK, &p).await };
     assert_err(
         &up(vec![
             ("talker_id", "abc".into()),
@@ -1839,10 +1842,10 @@ async fn bad_session_and_enum_params(s: &Server) {
         inv,
     );
     // Nothing was read by the failures.
-    assert_eq!(detail_ok(s, &u, t.mid).await["unread_count"], 1);
+    assert_eq!(detail_ok(s, u, t.mid).await["unread_count"], 1);
 
     // remove_session.
-    let rm = |p: Vec<(&'static str, String)>| async move { s.post(&u, REMOVE_SESSION, &p).await };
+    let rm = |p: Vec<(&'static str, String)>| async move { s.post(u, REMOVE_SESSION, &p).await };
     assert_err(
         &rm(vec![
             ("talker_id", "abc".into()),
@@ -1858,10 +1861,10 @@ async fn bad_session_and_enum_params(s: &Server) {
         2,
         inv,
     );
-    assert_eq!(talker_ids(&list(s, &u, 1, &[]).await), vec![t.mid]);
+    assert_eq!(talker_ids(&list(s, u, 1, &[]).await), vec![t.mid]);
 
     // set_top.
-    let top = |p: Vec<(&'static str, String)>| async move { s.post(&u, SET_TOP, &p).await };
+    let top = |p: Vec<(&'static str, String)>| async move { s.post(u, SET_TOP, &p).await };
     let base = || vec![("talker_id", st(t.mid)), ("session_type", "1".to_string())];
     for op in ["5", "2", "-1", "256"] {
         let mut p = base();
@@ -1887,10 +1890,10 @@ async fn bad_session_and_enum_params(s: &Server) {
         -400,
         bad,
     );
-    assert_eq!(detail_ok(s, &u, t.mid).await["top_ts"], 0);
+    assert_eq!(detail_ok(s, u, t.mid).await["top_ts"], 0);
 
     // set_msg_dnd / get_msg_dnd.
-    let dnd = |p: Vec<(&'static str, String)>| async move { s.post(&u, SET_MSG_DND, &p).await };
+    let dnd = |p: Vec<(&'static str, String)>| async move { s.post(u, SET_MSG_DND, &p).await };
     assert_err(
         &dnd(vec![("dnd_uid", st(t.mid)), ("setting", "2".into())]).await,
         2,
@@ -1908,16 +1911,15 @@ async fn bad_session_and_enum_params(s: &Server) {
         -400,
         bad,
     );
-    assert_eq!(detail_ok(s, &u, t.mid).await["is_dnd"], 0);
+    assert_eq!(detail_ok(s, u, t.mid).await["is_dnd"], 0);
     assert_err(
-        &s.get(&u, GET_MSG_DND, &[("uids_str", "1,abc".into())])
-            .await,
+        &s.get(u, GET_MSG_DND, &[("uids_str", "1,abc".into())]).await,
         -400,
         bad,
     );
 
     // set_push_ss / get_session_ss.
-    let push = |p: Vec<(&'static str, String)>| async move { s.post(&u, SET_PUSH_SS, &p).await };
+    let push = |p: Vec<(&'static str, String)>| async move { s.post(u, SET_PUSH_SS, &p).await };
     assert_err(
         &push(vec![("talker_uid", st(t.mid)), ("setting", "2".into())]).await,
         2,
@@ -1931,15 +1933,13 @@ async fn bad_session_and_enum_params(s: &Server) {
     assert_err(&push(vec![("talker_uid", st(t.mid))]).await, -400, bad);
     assert_err(&push(vec![("setting", "1".into())]).await, -400, bad);
     assert_err(
-        &s.get(&u, GET_SESSION_SS, &[("talker_uid", "abc".into())])
+        &s.get(u, GET_SESSION_SS, &[("talker_uid", "abc".into())])
             .await,
         -400,
         bad,
     );
-    assert_err(&s.get(&u, GET_SESSION_SS, &[]).await, -400, bad);
-    let v = s
-        .get(&u, GET_SESSION_SS, &[("talker_uid", st(t.mid))])
-        .await;
+    assert_err(&s.get(u, GET_SESSION_SS, &[]).await, -400, bad);
+    let v = s.get(u, GET_SESSION_SS, &[("talker_uid", st(t.mid))]).await;
     assert_eq!(ok(&v)["push_setting"], 0);
 }
 scenario!(bad_session_and_enum_params);

@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 
 use crate::*;
 
-
 /// A body to send: content type and bytes.
 pub(crate) struct Body {
     pub content_type: String,
