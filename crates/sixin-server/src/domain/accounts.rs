@@ -283,7 +283,7 @@ impl Service {
                     intercept_receiver: false,
                     max_manual_sent: None,
                 },
-                &move || keys.next(now_ms),
+                std::sync::Arc::new(move || keys.next(now_ms)),
             )
             .await?;
         stored.pop().ok_or(DomainError::NotFound)

@@ -102,7 +102,7 @@ impl Service {
                     intercept_receiver: false,
                     max_manual_sent: None,
                 },
-                &move || keys.next(now_ms),
+                std::sync::Arc::new(move || keys.next(now_ms)),
             )
             .await?;
         Ok(stored.last().map_or(0, |m| m.msg.msg_seqno))

@@ -227,7 +227,7 @@ impl Service {
                     intercept_receiver: false,
                     max_manual_sent: None,
                 },
-                &move || keys.next(now_ms),
+                std::sync::Arc::new(move || keys.next(now_ms)),
             )
             .await?;
         Ok(())

@@ -189,7 +189,7 @@ impl Service {
         let keys = self.keys.clone();
         let stored = self
             .store
-            .insert_messages(peer, insert, &move || keys.next(now_ms))
+            .insert_messages(peer, insert, std::sync::Arc::new(move || keys.next(now_ms)))
             .await
             .map_err(|e| match e {
                 // Someone recalled it between the check and the write.

@@ -8,7 +8,7 @@ mod sql;
 
 use async_trait::async_trait;
 
-pub use sql::{open, SqlStore};
+pub use sql::{open, KeyFn, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -329,7 +329,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         peer: Peer,
         insert: Insert,
-        key_of: &(dyn Fn() -> u64 + Send + Sync),
+        key_of: KeyFn,
     ) -> Result<Vec<StoredMessage>>;
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>>;

@@ -26,7 +26,154 @@ pub struct SqlStore {
     backend: Backend,
     write: AnyPool,
     read: AnyPool,
-    rows_written: std::sync::atomic::AtomicU64,
+    writer: Writer,
+}
+
+/// The function that gives each stored message its key, in insert order.
+pub type KeyFn = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A write waiting for the next group commit.
+enum Job {
+    Insert {
+        peer: Peer,
+        insert: Insert,
+        key_of: KeyFn,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<StoredMessage>>>,
+    },
+    Hit {
+        key: String,
+        win: i64,
+        reply: tokio::sync::oneshot::Sender<Result<u64>>,
+    },
+}
+
+/// Group commit for SQLite's single writer: concurrent sends queue their writes, and whoever
+/// gets the writer next commits everything queued in one transaction, each write in its own
+/// savepoint (so one write's failure undoes only that write). Every caller is answered only
+/// after the commit, so an acknowledged send is as durable as before, at a fraction of the
+/// commits.
+#[derive(Clone)]
+struct Writer {
+    pool: AnyPool,
+    /// Queued jobs, and how many were ever queued (a job's id is the count when it came).
+    queue: Arc<std::sync::Mutex<(Vec<Job>, u64)>>,
+    /// The id of the last job taken into a batch.
+    drained: Arc<std::sync::atomic::AtomicU64>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    rows_written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+const MAX_BATCH: usize = 256;
+
+impl Writer {
+    fn new(pool: AnyPool) -> Writer {
+        Writer {
+            pool,
+            queue: Default::default(),
+            drained: Default::default(),
+            turn: Default::default(),
+            rows_written: Default::default(),
+        }
+    }
+
+    /// Queues `job` and returns once a batch holding it has been committed (or failed).
+    async fn submit(&self, job: Job) {
+        let mine = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.1 += 1;
+            q.0.push(job);
+            q.1
+        };
+        let _turn = self.turn.lock().await;
+        // Jobs leave the queue in the order they came; run batches until ours has left it.
+        while self.drained.load(std::sync::atomic::Ordering::Acquire) < mine {
+            let jobs: Vec<Job> = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let n = q.0.len().min(MAX_BATCH);
+                let jobs: Vec<Job> = q.0.drain(..n).collect();
+                // Ids are consecutive: the last one drained is `pushed - still queued`.
+                self.drained.store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
+                jobs
+            };
+            // In its own task: a caller that goes away must not abort the others' commit.
+            let me = self.clone();
+            let _ = tokio::spawn(async move { me.run(jobs).await }).await;
+        }
+    }
+
+    async fn run(&self, jobs: Vec<Job>) {
+        let mut results: Vec<Option<std::result::Result<(Vec<StoredMessage>, u64), StoreError>>> = Vec::new();
+        let mut hits: Vec<Option<Result<u64>>> = Vec::new();
+        let outcome: Result<()> = async {
+            let mut tx = self.pool.begin().await?;
+            for job in &jobs {
+                let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+                match job {
+                    Job::Insert { peer, insert, key_of, .. } => {
+                        let r = insert_in(&mut sp, *peer, insert, &**key_of).await;
+                        if r.is_ok() {
+                            sp.commit().await?;
+                        } else {
+                            sp.rollback().await?;
+                        }
+                        results.push(Some(r));
+                        hits.push(None);
+                    }
+                    Job::Hit { key, win, .. } => {
+                        let r = count_hit_in(&mut sp, key, *win).await;
+                        if r.is_ok() {
+                            sp.commit().await?;
+                        } else {
+                            sp.rollback().await?;
+                        }
+                        hits.push(Some(r));
+                        results.push(None);
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        for ((job, r), h) in jobs.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| None))).zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
+            match job {
+                Job::Insert { reply, .. } => {
+                    let answer = match (&outcome, r) {
+                        (Ok(()), Some(Ok((stored, written)))) => {
+                            self.rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                            Ok(stored)
+                        }
+                        (Ok(()), Some(Err(e))) => Err(e),
+                        (Err(e), _) => Err(StoreError::Other(format!("group commit failed: {e}"))),
+                        (Ok(()), None) => Err(StoreError::Other("write not run".into())),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Job::Hit { reply, .. } => {
+                    let answer = match (&outcome, h) {
+                        (Ok(()), Some(r)) => r,
+                        (Err(e), _) => Err(StoreError::Other(format!("group commit failed: {e}"))),
+                        (Ok(()), None) => Err(StoreError::Other("write not run".into())),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+}
+
+async fn count_hit_in(conn: &mut sqlx::AnyConnection, key: &str, win: i64) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO rate_counters (key, win, count) VALUES ($1, $2, 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+         count = CASE WHEN rate_counters.win = excluded.win THEN rate_counters.count + 1 ELSE 1 END, \
+         win = excluded.win RETURNING count",
+    )
+    .bind(key)
+    .bind(win)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u(n))
 }
 
 fn i(v: u64) -> i64 {
@@ -90,9 +237,9 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         tracing::info!(database = %redact_url(url), "opened SQLite (WAL, synchronous={sync})");
         Ok(Arc::new(SqlStore {
             backend: Backend::Sqlite,
+            writer: Writer::new(write.clone()),
             write,
             read,
-            rows_written: Default::default(),
         }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         {
@@ -110,9 +257,9 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         tracing::info!(database = %redact_url(url), "opened PostgreSQL");
         Ok(Arc::new(SqlStore {
             backend: Backend::Postgres,
+            writer: Writer::new(pool.clone()),
             write: pool.clone(),
             read: pool,
-            rows_written: Default::default(),
         }))
     } else {
         Err(StoreError::Other(format!(
@@ -242,6 +389,242 @@ fn placeholders(from: usize, n: usize) -> String {
         .map(|k| format!("${k}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One insert (see [`Store::insert_messages`]) on a connection inside a transaction; returns
+/// the stored messages and the rows written. On error the caller rolls back.
+async fn insert_in(
+    tx: &mut sqlx::AnyConnection,
+    peer: Peer,
+    insert: &Insert,
+    key_of: &(dyn Fn() -> u64 + Send + Sync),
+) -> Result<(Vec<StoredMessage>, u64)> {
+        let n = insert.messages.len() as i64;
+        if n == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        let now_us = insert.now_us;
+        let mut written: u64 = 0;
+        // The conversation row is the seqno counter: bumping it first takes the row lock that
+        // orders every writer of this conversation, on any node.
+        let (conv_id, max) = match peer {
+            Peer::Pair { a, b } => {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let row = sqlx::query(
+                    "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
+                     VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
+                     max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
+                )
+                .bind(format!("{lo}:{hi}"))
+                .bind(i(lo))
+                .bind(i(hi))
+                .bind(n)
+                .bind(now_us)
+                .fetch_one(&mut *tx)
+                .await?;
+                (
+                    row.try_get::<i64, _>("id")?,
+                    row.try_get::<i64, _>("max_seqno")?,
+                )
+            }
+            Peer::Group { conv_id, .. } => {
+                let max: i64 = sqlx::query_scalar(
+                    "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 WHERE id = $3 \
+                     RETURNING max_seqno",
+                )
+                .bind(n)
+                .bind(now_us)
+                .bind(conv_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                (conv_id, max)
+            }
+        };
+        written += 1;
+        let first_seqno = u(max - n + 1);
+
+        if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
+            let sender = insert.messages[0].sender_uid;
+            let other = if sender == a { b } else { a };
+            let sent: Option<i64> = sqlx::query_scalar(
+                "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2",
+            )
+            .bind(i(sender))
+            .bind(i(other))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if u(sent.unwrap_or(0)) >= limit {
+                return Err(StoreError::Conflict);
+            }
+        }
+
+        if let Some(target) = insert.recall_target {
+            let r = sqlx::query(
+                "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
+            )
+            .bind(i(target))
+            .bind(conv_id)
+            .execute(&mut *tx)
+            .await?;
+            written += r.rows_affected();
+            if r.rows_affected() != 1 {
+                return Err(StoreError::Stale);
+            }
+        }
+
+        let ts = now_us / 1_000_000;
+        let mut stored = Vec::with_capacity(insert.messages.len());
+        for (k, m) in insert.messages.iter().enumerate() {
+            let seqno = first_seqno + k as u64;
+            let key = key_of();
+            let at_uids = m
+                .at_uids
+                .as_ref()
+                .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+            sqlx::query(
+                "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
+                 msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
+                 msg_source, visible_to, dev_id, push_kind) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(conv_id)
+            .bind(i(seqno))
+            .bind(i(key))
+            .bind(i(m.sender_uid))
+            .bind(i64::from(m.receiver_type))
+            .bind(i(m.receiver_id))
+            .bind(i64::from(m.msg_type))
+            .bind(&m.content)
+            .bind(ts)
+            .bind(at_uids)
+            .bind(&m.notify_code)
+            .bind(i64::from(m.new_face_version))
+            .bind(i64::from(m.msg_source))
+            .bind(m.visible_to.map(i))
+            .bind(&m.dev_id)
+            .bind(match (m.push, m.official) {
+                (false, _) => 0i64,
+                (true, false) => 1,
+                (true, true) => 2,
+            })
+            .execute(&mut *tx)
+            .await?;
+            written += 1;
+            stored.push(StoredMessage {
+                conv_id,
+                visible_to: m.visible_to,
+                msg: sixin_proto::Message {
+                    sender_uid: m.sender_uid,
+                    receiver_type: m.receiver_type,
+                    receiver_id: m.receiver_id,
+                    msg_type: m.msg_type,
+                    content: m.content.clone(),
+                    msg_seqno: seqno,
+                    timestamp: ts,
+                    at_uids: m.at_uids.clone(),
+                    msg_key: key,
+                    msg_status: 0,
+                    sys_cancel: None,
+                    notify_code: m.notify_code.clone(),
+                    new_face_version: Some(m.new_face_version),
+                    msg_source: m.msg_source,
+                },
+            });
+        }
+
+        let sender = insert.messages[0].sender_uid;
+        if let Peer::Group { group_id, .. } = peer {
+            for m in &stored {
+                for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
+                    let r = sqlx::query(
+                        "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
+                         ON CONFLICT (group_id, mid, seqno) DO NOTHING",
+                    )
+                    .bind(i(group_id))
+                    .bind(i(*mid))
+                    .bind(i(m.msg.msg_seqno))
+                    .execute(&mut *tx)
+                    .await?;
+                    written += r.rows_affected();
+                }
+            }
+            // Members' views are derived from the group's counter; only the sender's read
+            // mark moves (and brings the session back if they had removed it).
+            if insert.sender_reads && sender != 0 {
+                let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
+                let r = sqlx::query(
+                    "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
+                     WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
+                )
+                .bind(i(last))
+                .bind(now_us)
+                .bind(i(sender))
+                .bind(i(group_id))
+                .execute(&mut *tx)
+                .await?;
+                written += r.rows_affected();
+            }
+        }
+        let pair = match peer {
+            Peer::Pair { a, b } => vec![(a, b), (b, a)],
+            Peer::Group { .. } => Vec::new(),
+        };
+        for (owner, talker) in pair {
+            let visible: Vec<(&StoredMessage, &NewMessage)> = stored
+                .iter()
+                .zip(&insert.messages)
+                .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
+                .collect();
+            let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
+                continue;
+            };
+            let incoming: Vec<&NewMessage> = visible
+                .iter()
+                .filter(|(s, _)| s.msg.sender_uid != owner)
+                .map(|(_, m)| *m)
+                .collect();
+            let unread = incoming.len() as i64;
+            let biz = incoming.iter().filter(|m| m.push).count() as i64;
+            let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
+            let manual = insert
+                .messages
+                .iter()
+                .filter(|m| m.manual && m.sender_uid == owner)
+                .count() as i64;
+            let intercept = i64::from(insert.intercept_receiver && owner != sender);
+            let reads = owner == sender && insert.sender_reads;
+            let sql = if reads {
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
+                 last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
+                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                 conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
+                 session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
+                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0"
+            } else {
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
+                 unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
+                 VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
+                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
+                 conv_id = excluded.conv_id, session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, \
+                 unread_count = sessions.unread_count + $7, biz_unread = sessions.biz_unread + $8, \
+                 official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
+                 removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
+                 ELSE sessions.is_intercept END"
+            };
+            let mut q = sqlx::query(sql)
+                .bind(i(owner))
+                .bind(i(talker))
+                .bind(conv_id)
+                .bind(i(last))
+                .bind(now_us)
+                .bind(manual);
+            if !reads {
+                q = q.bind(unread).bind(biz).bind(official).bind(intercept);
+            }
+            written += q.execute(&mut *tx).await?.rows_affected();
+        }
+        Ok((stored, written))
 }
 
 impl SqlStore {
@@ -500,240 +883,25 @@ impl Store for SqlStore {
         &self,
         peer: Peer,
         insert: Insert,
-        key_of: &(dyn Fn() -> u64 + Send + Sync),
+        key_of: KeyFn,
     ) -> Result<Vec<StoredMessage>> {
-        let n = insert.messages.len() as i64;
-        if n == 0 {
-            return Ok(Vec::new());
+        if self.backend == Backend::Sqlite {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.writer.submit(Job::Insert { peer, insert, key_of, reply }).await;
+            return answer.await.unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
-        let now_us = insert.now_us;
-        let mut written: u64 = 0;
         let mut tx = self.write.begin().await?;
-        // The conversation row is the seqno counter: bumping it first takes the row lock that
-        // orders every writer of this conversation, on any node.
-        let (conv_id, max) = match peer {
-            Peer::Pair { a, b } => {
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                let row = sqlx::query(
-                    "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
-                     VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
-                     max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
-                )
-                .bind(format!("{lo}:{hi}"))
-                .bind(i(lo))
-                .bind(i(hi))
-                .bind(n)
-                .bind(now_us)
-                .fetch_one(&mut *tx)
-                .await?;
-                (
-                    row.try_get::<i64, _>("id")?,
-                    row.try_get::<i64, _>("max_seqno")?,
-                )
+        match insert_in(&mut tx, peer, &insert, &*key_of).await {
+            Ok((stored, written)) => {
+                tx.commit().await?;
+                self.writer.rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                Ok(stored)
             }
-            Peer::Group { conv_id, .. } => {
-                let max: i64 = sqlx::query_scalar(
-                    "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 WHERE id = $3 \
-                     RETURNING max_seqno",
-                )
-                .bind(n)
-                .bind(now_us)
-                .bind(conv_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                (conv_id, max)
-            }
-        };
-        written += 1;
-        let first_seqno = u(max - n + 1);
-
-        if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
-            let sender = insert.messages[0].sender_uid;
-            let other = if sender == a { b } else { a };
-            let sent: Option<i64> = sqlx::query_scalar(
-                "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2",
-            )
-            .bind(i(sender))
-            .bind(i(other))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if u(sent.unwrap_or(0)) >= limit {
+            Err(e) => {
                 tx.rollback().await?;
-                return Err(StoreError::Conflict);
+                Err(e)
             }
         }
-
-        if let Some(target) = insert.recall_target {
-            let r = sqlx::query(
-                "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
-            )
-            .bind(i(target))
-            .bind(conv_id)
-            .execute(&mut *tx)
-            .await?;
-            written += r.rows_affected();
-            if r.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Err(StoreError::Stale);
-            }
-        }
-
-        let ts = now_us / 1_000_000;
-        let mut stored = Vec::with_capacity(insert.messages.len());
-        for (k, m) in insert.messages.iter().enumerate() {
-            let seqno = first_seqno + k as u64;
-            let key = key_of();
-            let at_uids = m
-                .at_uids
-                .as_ref()
-                .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-            sqlx::query(
-                "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
-                 msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
-                 msg_source, visible_to, dev_id, push_kind) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(conv_id)
-            .bind(i(seqno))
-            .bind(i(key))
-            .bind(i(m.sender_uid))
-            .bind(i64::from(m.receiver_type))
-            .bind(i(m.receiver_id))
-            .bind(i64::from(m.msg_type))
-            .bind(&m.content)
-            .bind(ts)
-            .bind(at_uids)
-            .bind(&m.notify_code)
-            .bind(i64::from(m.new_face_version))
-            .bind(i64::from(m.msg_source))
-            .bind(m.visible_to.map(i))
-            .bind(&m.dev_id)
-            .bind(match (m.push, m.official) {
-                (false, _) => 0i64,
-                (true, false) => 1,
-                (true, true) => 2,
-            })
-            .execute(&mut *tx)
-            .await?;
-            written += 1;
-            stored.push(StoredMessage {
-                conv_id,
-                visible_to: m.visible_to,
-                msg: sixin_proto::Message {
-                    sender_uid: m.sender_uid,
-                    receiver_type: m.receiver_type,
-                    receiver_id: m.receiver_id,
-                    msg_type: m.msg_type,
-                    content: m.content.clone(),
-                    msg_seqno: seqno,
-                    timestamp: ts,
-                    at_uids: m.at_uids.clone(),
-                    msg_key: key,
-                    msg_status: 0,
-                    sys_cancel: None,
-                    notify_code: m.notify_code.clone(),
-                    new_face_version: Some(m.new_face_version),
-                    msg_source: m.msg_source,
-                },
-            });
-        }
-
-        let sender = insert.messages[0].sender_uid;
-        if let Peer::Group { group_id, .. } = peer {
-            for m in &stored {
-                for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
-                    let r = sqlx::query(
-                        "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
-                         ON CONFLICT (group_id, mid, seqno) DO NOTHING",
-                    )
-                    .bind(i(group_id))
-                    .bind(i(*mid))
-                    .bind(i(m.msg.msg_seqno))
-                    .execute(&mut *tx)
-                    .await?;
-                    written += r.rows_affected();
-                }
-            }
-            // Members' views are derived from the group's counter; only the sender's read
-            // mark moves (and brings the session back if they had removed it).
-            if insert.sender_reads && sender != 0 {
-                let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
-                let r = sqlx::query(
-                    "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
-                     WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
-                )
-                .bind(i(last))
-                .bind(now_us)
-                .bind(i(sender))
-                .bind(i(group_id))
-                .execute(&mut *tx)
-                .await?;
-                written += r.rows_affected();
-            }
-        }
-        let pair = match peer {
-            Peer::Pair { a, b } => vec![(a, b), (b, a)],
-            Peer::Group { .. } => Vec::new(),
-        };
-        for (owner, talker) in pair {
-            let visible: Vec<(&StoredMessage, &NewMessage)> = stored
-                .iter()
-                .zip(&insert.messages)
-                .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
-                .collect();
-            let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
-                continue;
-            };
-            let incoming: Vec<&NewMessage> = visible
-                .iter()
-                .filter(|(s, _)| s.msg.sender_uid != owner)
-                .map(|(_, m)| *m)
-                .collect();
-            let unread = incoming.len() as i64;
-            let biz = incoming.iter().filter(|m| m.push).count() as i64;
-            let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
-            let manual = insert
-                .messages
-                .iter()
-                .filter(|m| m.manual && m.sender_uid == owner)
-                .count() as i64;
-            let intercept = i64::from(insert.intercept_receiver && owner != sender);
-            let reads = owner == sender && insert.sender_reads;
-            let sql = if reads {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
-                 last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
-                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
-                 conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
-                 session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
-                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0"
-            } else {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
-                 unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
-                 VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
-                 ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
-                 conv_id = excluded.conv_id, session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, \
-                 unread_count = sessions.unread_count + $7, biz_unread = sessions.biz_unread + $8, \
-                 official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
-                 removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
-                 ELSE sessions.is_intercept END"
-            };
-            let mut q = sqlx::query(sql)
-                .bind(i(owner))
-                .bind(i(talker))
-                .bind(conv_id)
-                .bind(i(last))
-                .bind(now_us)
-                .bind(manual);
-            if !reads {
-                q = q.bind(unread).bind(biz).bind(official).bind(intercept);
-            }
-            written += q.execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        self.rows_written
-            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
-        Ok(stored)
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
@@ -1115,17 +1283,13 @@ impl Store for SqlStore {
     }
 
     async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO rate_counters (key, win, count) VALUES ($1, $2, 1) \
-             ON CONFLICT (key) DO UPDATE SET \
-             count = CASE WHEN rate_counters.win = excluded.win THEN rate_counters.count + 1 ELSE 1 END, \
-             win = excluded.win RETURNING count",
-        )
-        .bind(key)
-        .bind(win)
-        .fetch_one(&self.write)
-        .await?;
-        Ok(u(n))
+        if self.backend == Backend::Sqlite {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.writer.submit(Job::Hit { key: key.to_string(), win, reply }).await;
+            return answer.await.unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
+        }
+        let mut conn = self.write.acquire().await?;
+        count_hit_in(&mut conn, key, win).await
     }
 
     async fn server_flag(&self, name: &str) -> Result<i64> {
@@ -1524,7 +1688,7 @@ impl Store for SqlStore {
     }
 
     fn rows_written(&self) -> u64 {
-        self.rows_written.load(std::sync::atomic::Ordering::Relaxed)
+        self.writer.rows_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn seed_users(&self, mids: &[u64], now_ms: i64) -> Result<()> {
