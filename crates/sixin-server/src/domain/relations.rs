@@ -38,6 +38,8 @@ pub fn day_of(secs: i64) -> i64 {
 pub(crate) struct SendPolicy {
     /// The receiver follows the caller.
     pub receiver_follows: bool,
+    /// The receiver released the caller from the dustbin for good.
+    pub receiver_trusts: bool,
     /// Add the one-message tip under this message.
     pub tip: bool,
     /// The one-message rule applies: the caller may have written at most this many.
@@ -112,35 +114,27 @@ impl Service {
         if receiver.system_msg_type != 0 && !self.config.system_accounts_accept_messages {
             return Err(DomainError::PrivacyBlocked);
         }
-        let mine = self.store.relation(caller.mid, receiver.mid).await?;
-        if mine.block {
+        let pair = self.store.pair_state(caller.mid, receiver.mid).await?;
+        if pair.a_to_b.block {
             return Err(DomainError::YouBlocked);
         }
-        let theirs = self.store.relation(receiver.mid, caller.mid).await?;
+        let theirs = pair.b_to_a;
         if theirs.block || (receiver.privacy == 1 && !theirs.follow) {
             return Err(DomainError::PrivacyBlocked);
         }
         let mut policy = SendPolicy {
             receiver_follows: theirs.follow,
+            receiver_trusts: pair.b_trusts_a,
             ..Default::default()
         };
         if theirs.follow || msg_type == sixin_proto::content::RECALL {
             return Ok(policy);
         }
-        let receiver_wrote = self
-            .store
-            .session(receiver.mid, 1, caller.mid)
-            .await?
-            .is_some_and(|s| s.manual_sent > 0);
-        if receiver_wrote {
+        if pair.b_manual_sent > 0 {
+            // The receiver has written by hand: the rule is lifted.
             return Ok(policy);
         }
-        let sent = self
-            .store
-            .session(caller.mid, 1, receiver.mid)
-            .await?
-            .map_or(0, |s| s.manual_sent);
-        if sent >= 1 {
+        if pair.a_manual_sent >= 1 {
             return Err(DomainError::OneMessageLimit);
         }
         policy.tip = true;

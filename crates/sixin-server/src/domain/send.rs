@@ -127,18 +127,9 @@ impl Service {
                     .user(caller.mid)
                     .await?
                     .ok_or(DomainError::NotLoggedIn)?;
-                let mut intercept =
-                    self.intercepts(&sender, policy.receiver_follows, text.as_deref());
-                if intercept
-                    && self
-                        .store
-                        .session(receiver.mid, 1, caller.mid)
-                        .await?
-                        .is_some_and(|s| s.is_trust)
-                {
-                    // A released (trusted) session is never intercepted again.
-                    intercept = false;
-                }
+                // A released (trusted) session is never intercepted again.
+                let intercept = !policy.receiver_trusts
+                    && self.intercepts(&sender, policy.receiver_follows, text.as_deref());
                 let messages = std::iter::once(message)
                     .chain(
                         policy

@@ -75,6 +75,19 @@ pub struct Relation {
     pub block: bool,
 }
 
+/// What the send checks need to know about two users, read in two primary-key queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairState {
+    /// a's relation towards b, and b's towards a.
+    pub a_to_b: Relation,
+    pub b_to_a: Relation,
+    /// Hand-written messages each has sent in their conversation.
+    pub a_manual_sent: u64,
+    pub b_manual_sent: u64,
+    /// b released a from the dustbin (b's session with a is trusted).
+    pub b_trusts_a: bool,
+}
+
 /// A message as stored: the wire message plus who may see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
@@ -319,6 +332,7 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_logins(&self, mid: u64) -> Result<u64>;
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation>;
+    async fn pair_state(&self, a: u64, b: u64) -> Result<PairState>;
     async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()>;
     /// (following, followers) counts of `mid`.
     async fn follow_counts(&self, mid: u64) -> Result<(u64, u64)>;

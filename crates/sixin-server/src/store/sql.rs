@@ -847,6 +847,48 @@ impl Store for SqlStore {
         })
     }
 
+    async fn pair_state(&self, a: u64, b: u64) -> Result<PairState> {
+        let mut st = PairState::default();
+        let rows = sqlx::query(
+            "SELECT mid, follow, special, block FROM relations \
+             WHERE (mid = $1 AND fid = $2) OR (mid = $2 AND fid = $1)",
+        )
+        .bind(i(a))
+        .bind(i(b))
+        .fetch_all(&self.read)
+        .await?;
+        for r in &rows {
+            let rel = Relation {
+                follow: r.try_get::<i64, _>("follow")? != 0,
+                special: r.try_get::<i64, _>("special")? != 0,
+                block: r.try_get::<i64, _>("block")? != 0,
+            };
+            if u(r.try_get("mid")?) == a {
+                st.a_to_b = rel;
+            } else {
+                st.b_to_a = rel;
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT owner, manual_sent, is_trust FROM sessions WHERE session_type = 1 \
+             AND ((owner = $1 AND talker_id = $2) OR (owner = $2 AND talker_id = $1))",
+        )
+        .bind(i(a))
+        .bind(i(b))
+        .fetch_all(&self.read)
+        .await?;
+        for r in &rows {
+            let sent = u(r.try_get("manual_sent")?);
+            if u(r.try_get("owner")?) == a {
+                st.a_manual_sent = sent;
+            } else {
+                st.b_manual_sent = sent;
+                st.b_trusts_a = r.try_get::<i64, _>("is_trust")? != 0;
+            }
+        }
+        Ok(st)
+    }
+
     async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO relations (mid, fid, follow, special, block, follow_ms) VALUES ($1, $2, $3, $4, $5, $6) \
