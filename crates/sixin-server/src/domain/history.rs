@@ -49,7 +49,7 @@ impl Service {
                 .pair_conversation(caller.mid, req.talker_id)
                 .await?
             {
-                Some((conv_id, _)) => conv_id,
+                Some(conv_id) => conv_id,
                 None => return Ok(empty),
             }
         };

@@ -87,8 +87,7 @@ impl Service {
                 Target::User(r) => self
                     .store
                     .pair_conversation(caller.mid, r.mid)
-                    .await?
-                    .map(|c| c.0),
+                    .await?,
                 Target::Group(g) => Some(g.conv_id),
             };
             Some(self.check_recall(caller.mid, conv_id, &req.content).await?)

@@ -348,7 +348,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>>;
     /// The conversation between two users, if they ever exchanged a message.
-    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<(i64, u64)>>;
+    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<i64>>;
     /// Messages of a conversation visible to `viewer` in the window, newest first.
     async fn messages(
         &self,

@@ -27,6 +27,7 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     writer: Writer,
+    pair_ids: std::sync::RwLock<std::collections::HashMap<(u64, u64), i64>>,
 }
 
 /// The function that gives each stored message its key, in insert order.
@@ -240,6 +241,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             writer: Writer::new(write.clone()),
             write,
             read,
+            pair_ids: Default::default(),
         }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         {
@@ -260,6 +262,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             writer: Writer::new(pool.clone()),
             write: pool.clone(),
             read: pool,
+            pair_ids: Default::default(),
         }))
     } else {
         Err(StoreError::Other(format!(
@@ -959,16 +962,25 @@ impl Store for SqlStore {
         }
     }
 
-    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<(i64, u64)>> {
+    async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<i64>> {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let row = sqlx::query("SELECT id, max_seqno FROM conversations WHERE pair_key = $1")
+        // A pair's conversation id never changes once created (rows are never deleted), so it
+        // is remembered; only "no conversation yet" is asked again.
+        if let Some(id) = self.pair_ids.read().unwrap_or_else(|e| e.into_inner()).get(&(lo, hi)) {
+            return Ok(Some(*id));
+        }
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM conversations WHERE pair_key = $1")
             .bind(format!("{lo}:{hi}"))
             .fetch_optional(&self.read)
             .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("id")?, u(r.try_get("max_seqno")?))),
-            None => None,
-        })
+        if let Some(id) = id {
+            let mut map = self.pair_ids.write().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= 1_000_000 {
+                map.clear();
+            }
+            map.insert((lo, hi), id);
+        }
+        Ok(id)
     }
 
     async fn messages(
