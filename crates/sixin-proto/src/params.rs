@@ -85,16 +85,6 @@ pub fn parse_id_list(s: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
-/// `msg[timestamp]` is documented in seconds but some clients send milliseconds; values past
-/// the year 5138 in seconds are read as milliseconds.
-pub fn client_timestamp_secs(v: u64) -> u64 {
-    if v >= 100_000_000_000 {
-        v / 1000
-    } else {
-        v
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,11 +115,5 @@ mod tests {
         assert_eq!(parse_i64("-"), None);
         assert_eq!(parse_id_list("1, 2,,3"), Some(vec![1, 2, 3]));
         assert_eq!(parse_id_list("1,x"), None);
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(client_timestamp_secs(1626181379), 1626181379);
-        assert_eq!(client_timestamp_secs(1626181379123), 1626181379);
     }
 }

@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::{DomainError, Result, Service};
-use crate::store::{Group, GroupQuery, Insert, NewMessage, Peer, SessionFlag, StoreError};
+use crate::store::{
+    Group, GroupQuery, Insert, NewMessage, Peer, SessionFlag, StoreError, SESSION_GROUP,
+};
 
 pub const GROUP_LEFT: u32 = 302;
 pub const GROUP_FROZEN: u32 = 303;
@@ -351,12 +353,12 @@ impl Service {
             return Ok(());
         };
         self.store
-            .ack(caller, 2, group_id, None, self.clock.now_us())
+            .ack(caller, SESSION_GROUP, group_id, None, self.clock.now_us())
             .await?;
         self.store
             .set_session_flag(
                 caller,
-                2,
+                SESSION_GROUP,
                 group_id,
                 SessionFlag::GroupRemovedAt(row.max_seqno),
             )

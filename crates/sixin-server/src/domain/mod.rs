@@ -182,16 +182,14 @@ impl Service {
     /// Checks the signature of a request's query pairs against today's and yesterday's keys.
     pub fn verify_wbi(&self, pairs: &[(String, String)]) -> Result<()> {
         let day = self.wbi_day();
-        let mut last = sixin_proto::wbi::WbiError::Missing;
-        for d in [day, day - 1] {
+        let signed_with = |d: i64| {
             let (img, sub) = self.wbi_keys(d);
-            let mixin = sixin_proto::wbi::mixin_key(&img, &sub);
-            match sixin_proto::wbi::verify(pairs, &mixin) {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
+            sixin_proto::wbi::verify(pairs, &sixin_proto::wbi::mixin_key(&img, &sub)).is_ok()
+        };
+        if signed_with(day) || signed_with(day - 1) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
         }
-        let _ = last;
-        Err(DomainError::Forbidden)
     }
 }

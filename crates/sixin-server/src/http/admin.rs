@@ -34,8 +34,8 @@ pub fn routes() -> Router<AppState> {
             "/groups/{id}/members/{mid}",
             axum::routing::delete(remove_member),
         )
-        .route("/groups/{id}/freeze", post(freeze_group))
-        .route("/groups/{id}/dissolve", post(dissolve_group))
+        // freeze or dissolve
+        .route("/groups/{id}/{change}", post(change_group))
 }
 
 /// The JSON answer of an admin request: the value, or the error response already made.
@@ -508,29 +508,22 @@ async fn remove_member(
     )
 }
 
-async fn freeze_group(
+/// `POST /groups/{id}/freeze` and `POST /groups/{id}/dissolve`.
+async fn change_group(
     State(svc): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, change)): Path<(String, String)>,
 ) -> Response {
     answer(
         async {
             authorize(&svc, &headers)?;
-            svc.freeze_group(mid_of(&id)?).await.map_err(group_err)
-        }
-        .await,
-    )
-}
-
-async fn dissolve_group(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(
-        async {
-            authorize(&svc, &headers)?;
-            svc.dissolve_group(mid_of(&id)?).await.map_err(group_err)
+            let id = mid_of(&id)?;
+            match change.as_str() {
+                "freeze" => svc.freeze_group(id).await,
+                "dissolve" => svc.dissolve_group(id).await,
+                _ => return Err(err(StatusCode::NOT_FOUND, "no such group operation")),
+            }
+            .map_err(group_err)
         }
         .await,
     )
