@@ -6,6 +6,8 @@ use std::sync::Mutex;
 pub const NODE_BITS: u32 = 10;
 pub const SEQ_BITS: u32 = 12;
 pub const MAX_NODES: u16 = 1 << NODE_BITS;
+/// The first millisecond a key can't express (2039-09-07): 41 bits of Unix milliseconds.
+pub const MAX_KEY_MS: i64 = 1 << (63 - NODE_BITS - SEQ_BITS);
 
 #[derive(Debug)]
 pub struct KeyGen {
