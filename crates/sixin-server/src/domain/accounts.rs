@@ -138,7 +138,15 @@ impl Service {
         self.login_for(&user).await
     }
 
-    /// Checks a password and returns a fresh login (used by the web login).
+    /// Ends the login a `SESSDATA` cookie names (web logout); other logins stay valid.
+    pub async fn logout(&self, sessdata: &str) -> Result<()> {
+        let hash = sessdata_hash(&percent_decode(sessdata.trim()));
+        self.store.revoke_login(&hash).await?;
+        self.logins.forget(&hash);
+        Ok(())
+    }
+
+    /// Checks a password and returns a fresh login (the web login).
     pub async fn login_with_password(&self, mid: u64, password: &str) -> Result<LoginCookies> {
         use argon2::{PasswordHash, PasswordVerifier};
         let user = self

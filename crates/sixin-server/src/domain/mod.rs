@@ -137,6 +137,10 @@ impl LoginCache {
         map.insert(hash, (login, std::time::Instant::now()));
     }
 
+    pub(crate) fn forget(&self, hash: &str) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+
     pub(crate) fn forget_mid(&self, mid: u64) {
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, (l, _)| l.mid != mid);

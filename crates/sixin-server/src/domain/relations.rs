@@ -40,10 +40,9 @@ pub(crate) struct SendPolicy {
     pub receiver_follows: bool,
     /// The receiver released the caller from the dustbin for good.
     pub receiver_trusts: bool,
-    /// Add the one-message tip under this message.
-    pub tip: bool,
-    /// The one-message rule applies: the caller may have written at most this many.
-    pub max_manual_sent: Option<u64>,
+    /// The one-message rule applies to this message: it must be the caller's first, and it
+    /// gets the tip.
+    pub one_message_rule: bool,
 }
 
 /// `/x/relation/modify` acts.
@@ -137,8 +136,7 @@ impl Service {
         if pair.a_manual_sent >= 1 {
             return Err(DomainError::OneMessageLimit);
         }
-        policy.tip = true;
-        policy.max_manual_sent = Some(1);
+        policy.one_message_rule = true;
         Ok(policy)
     }
 
@@ -180,22 +178,18 @@ impl Service {
 
     /// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
     /// sender, and the sender is flagged or the text hits a spam keyword.
-    pub(crate) fn intercepts(
-        &self,
-        caller: &User,
-        receiver_follows: bool,
-        text: Option<&str>,
-    ) -> bool {
-        if receiver_follows {
-            return false;
+    pub(crate) async fn intercepts(&self, sender: u64, policy: &SendPolicy, text: Option<&str>) -> Result<bool> {
+        // A follower is never intercepted, nor a talker the receiver released for good.
+        if policy.receiver_follows || policy.receiver_trusts {
+            return Ok(false);
         }
-        caller.flagged
-            || text.is_some_and(|t| {
-                self.config
-                    .spam_keywords
-                    .iter()
-                    .any(|k| !k.is_empty() && t.contains(k.as_str()))
-            })
+        let spam = text.is_some_and(|t| {
+            self.config
+                .spam_keywords
+                .iter()
+                .any(|k| !k.is_empty() && t.contains(k.as_str()))
+        });
+        Ok(spam || self.store.user(sender).await?.is_some_and(|u| u.flagged))
     }
 
     /// Stores automatic messages from `from` to `to` (never subject to the send checks, and

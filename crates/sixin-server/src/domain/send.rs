@@ -46,6 +46,14 @@ fn host_allowed(host: &str, patterns: &[String]) -> bool {
     })
 }
 
+/// Content that passed check 4.
+enum Checked {
+    Text(String),
+    Image,
+    /// A recall, with the key of the message it takes back.
+    Recall(u64),
+}
+
 /// Where a message goes, once check 3 has found it.
 enum Target {
     User(User),
@@ -80,9 +88,13 @@ impl Service {
             _ => return Err(DomainError::BadRequest("unknown receiver_type")),
         };
         // 4: the content.
-        let text = self.check_content(msg_type, &req.content)?;
+        let checked = self.check_content(msg_type, &req.content)?;
+        let text = match &checked {
+            Checked::Text(t) => Some(t.clone()),
+            _ => None,
+        };
         // 5: recall.
-        let recall_target = if msg_type == content::RECALL {
+        let recall_target = if let Checked::Recall(key) = checked {
             let conv_id = match &target {
                 Target::User(r) => self
                     .store
@@ -90,7 +102,7 @@ impl Service {
                     .await?,
                 Target::Group(g) => Some(g.conv_id),
             };
-            Some(self.check_recall(caller.mid, conv_id, &req.content).await?)
+            Some(self.check_recall(caller.mid, conv_id, key).await?)
         } else {
             None
         };
@@ -121,20 +133,10 @@ impl Service {
                 let policy = self.relation_policy(caller, receiver, msg_type).await?;
                 // 7: rate limits and maintenance.
                 self.check_rates(caller, policy.receiver_follows).await?;
-                let sender = self
-                    .store
-                    .user(caller.mid)
-                    .await?
-                    .ok_or(DomainError::NotLoggedIn)?;
-                // A released (trusted) session is never intercepted again.
-                let intercept = !policy.receiver_trusts
-                    && self.intercepts(&sender, policy.receiver_follows, text.as_deref());
+                let intercept = self.intercepts(caller.mid, &policy, text.as_deref()).await?;
+                let rule = policy.one_message_rule;
                 let messages = std::iter::once(message)
-                    .chain(
-                        policy
-                            .tip
-                            .then(|| relations::one_message_tip(caller.mid, receiver.mid)),
-                    )
+                    .chain(rule.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
                     .collect();
                 (
                     Peer::Pair {
@@ -147,7 +149,7 @@ impl Service {
                         sender_reads: true,
                         recall_target,
                         intercept_receiver: intercept,
-                        max_manual_sent: policy.max_manual_sent.filter(|_| manual),
+                        max_manual_sent: rule.then_some(1),
                     },
                     Some(receiver.mid),
                     intercept,
@@ -218,8 +220,8 @@ impl Service {
         Ok(result)
     }
 
-    /// Check 4: size, then shape. Returns the text of a text message.
-    fn check_content(&self, msg_type: u32, raw: &str) -> Result<Option<String>> {
+    /// Check 4: size, then shape.
+    fn check_content(&self, msg_type: u32, raw: &str) -> Result<Checked> {
         if raw.len() > self.config.max_content_bytes {
             return Err(DomainError::TooLong);
         }
@@ -231,7 +233,7 @@ impl Service {
                 if text.content.is_empty() {
                     return Err(DomainError::BadRequest("empty text"));
                 }
-                Ok(Some(text.content))
+                Ok(Checked::Text(text.content))
             }
             content::IMAGE => {
                 // Only the url is validated (SPEC §2.2: store content as given); the other
@@ -253,21 +255,17 @@ impl Service {
                 if !ok {
                     return Err(DomainError::BadImage);
                 }
-                Ok(None)
+                Ok(Checked::Image)
             }
-            _ => {
-                parse_recall_target(raw)
-                    .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
-                Ok(None)
-            }
+            _ => parse_recall_target(raw)
+                .map(Checked::Recall)
+                .ok_or(DomainError::BadRequest("recall content is not a msg_key")),
         }
     }
 
     /// Check 5: the recall's target must be the caller's own, live, recent message in this
     /// conversation.
-    async fn check_recall(&self, caller: u64, conv_id: Option<i64>, raw: &str) -> Result<u64> {
-        let key = parse_recall_target(raw)
-            .ok_or(DomainError::BadRequest("recall content is not a msg_key"))?;
+    async fn check_recall(&self, caller: u64, conv_id: Option<i64>, key: u64) -> Result<u64> {
         let target = self
             .store
             .message_by_key(key)

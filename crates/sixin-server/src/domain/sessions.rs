@@ -170,8 +170,9 @@ impl Service {
                     if first_page {
                         pinned.push(g);
                     }
-                } else if by_join
-                    || (req.begin_ts.is_none_or(|b| key(&g) > b)
+                } else if (by_join && first_page)
+                    || (!by_join
+                        && req.begin_ts.is_none_or(|b| key(&g) > b)
                         && req.end_ts.is_none_or(|e| key(&g) < e))
                 {
                     rest.push(g);
@@ -185,8 +186,13 @@ impl Service {
                 rest.sort_by(|a, b| key(b).cmp(&key(a)).then(b.talker_id.cmp(&a.talker_id)));
             }
         }
-        let has_more = rest.len() > size as usize;
-        rest.truncate(size as usize);
+        // In join order, all of a user's groups come on the first page: join times are no cursor a
+        // client pages with, and a user belongs to few groups.
+        let by_join = with_groups && req.session_type == 3 && !matches!(req.sort_rule, 1..=3);
+        let has_more = !by_join && rest.len() > size as usize;
+        if !by_join {
+            rest.truncate(size as usize);
+        }
         let mut rows = pinned;
         rows.extend(rest);
         let system_mids: Vec<u64> = system::SYSTEM_ACCOUNTS.iter().map(|a| a.mid).collect();
@@ -329,15 +335,9 @@ impl Service {
         if session_type != SESSION_USER {
             return self.remove_group_session(caller.mid, talker_id).await;
         }
-        if self
+        // Nothing to hide without a conversation (ack says whether there is one).
+        if !self
             .store
-            .session(caller.mid, session_type, talker_id)
-            .await?
-            .is_none()
-        {
-            return Ok(());
-        }
-        self.store
             .ack(
                 caller.mid,
                 session_type,
@@ -345,7 +345,10 @@ impl Service {
                 None,
                 self.clock.now_us(),
             )
-            .await?;
+            .await?
+        {
+            return Ok(());
+        }
         self.store
             .set_session_flag(
                 caller.mid,

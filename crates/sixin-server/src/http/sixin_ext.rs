@@ -1,5 +1,5 @@
-//! sixin's own user-facing extensions under `/sixin/v1/`: the caller's settings (privacy and
-//! auto-replies).
+//! sixin's own user-facing extensions under `/sixin/v1/`: web login and logout, and the
+//! caller's settings (privacy and auto-replies).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,7 +11,10 @@ use crate::domain::DomainError;
 use crate::store::{AutoReplies, KeywordReply};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/sixin/v1/settings", get(get_settings).post(set_settings))
+    Router::new()
+        .route("/sixin/v1/settings", get(get_settings).post(set_settings))
+        .route("/sixin/v1/login", axum::routing::post(login))
+        .route("/sixin/v1/logout", axum::routing::post(logout))
 }
 
 /// `data` of `/sixin/v1/settings`.
@@ -75,6 +78,52 @@ async fn set_settings(State(svc): State<AppState>, req: ApiReq) -> Api<Settings>
             message_reply: r.message_reply,
             keyword_replies: r.keyword_replies,
         })
+    }
+    .await)
+}
+
+/// Form fields `mid` and `password`. Answers the login like `sixin user login` prints it and
+/// sets the three cookies; a wrong mid or password is -101.
+async fn login(State(svc): State<AppState>, req: ApiReq) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let r = async {
+        let mid = req.u64("mid")?;
+        let password = req.params.get("password").ok_or(DomainError::BadRequest("password"))?;
+        svc.login_with_password(mid, password).await
+    }
+    .await;
+    let login = match r {
+        Ok(l) => l,
+        Err(e) => return super::error_response(&e),
+    };
+    let max_age = svc.config.login_ttl_days.max(1) * 86_400;
+    let cookie = |name: &str, value: &str, http_only: bool| {
+        format!(
+            "{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax{}",
+            if http_only { "; HttpOnly" } else { "" }
+        )
+    };
+    let headers = [
+        cookie("SESSDATA", &login.sessdata, true),
+        cookie("bili_jct", &login.bili_jct, false),
+        cookie("DedeUserID", &login.dede_user_id, false),
+    ];
+    let mut resp = Api(Ok(login)).into_response();
+    for h in headers {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&h) {
+            resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// Ends the caller's login (the one its `SESSDATA` names).
+async fn logout(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_proto::Empty> {
+    Api(async {
+        req.caller(&svc).await?;
+        let sessdata = req.cookie("SESSDATA").ok_or(DomainError::NotLoggedIn)?;
+        svc.logout(sessdata).await?;
+        Ok(sixin_proto::Empty {})
     }
     .await)
 }

@@ -330,6 +330,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_login(&self, sessdata_hash: &str, login: &Login, now_ms: i64) -> Result<()>;
     async fn login(&self, sessdata_hash: &str) -> Result<Option<Login>>;
     async fn revoke_logins(&self, mid: u64) -> Result<u64>;
+    /// Revokes one login; false when it is unknown or already revoked.
+    async fn revoke_login(&self, sessdata_hash: &str) -> Result<bool>;
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation>;
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState>;

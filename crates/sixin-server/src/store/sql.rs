@@ -103,58 +103,59 @@ impl Writer {
     }
 
     async fn run(&self, jobs: Vec<Job>) {
-        let mut results: Vec<Option<std::result::Result<(Vec<StoredMessage>, u64), StoreError>>> = Vec::new();
-        let mut hits: Vec<Option<Result<u64>>> = Vec::new();
+        // What each job did inside the transaction, in job order.
+        enum Done {
+            Insert(Result<(Vec<StoredMessage>, u64)>),
+            Hit(Result<u64>),
+        }
+        let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
         let outcome: Result<()> = async {
             let mut tx = self.pool.begin().await?;
             for job in &jobs {
                 let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-                match job {
+                let (ok, d) = match job {
                     Job::Insert { peer, insert, key_of, .. } => {
                         let r = insert_in(&mut sp, *peer, insert, &**key_of).await;
-                        if r.is_ok() {
-                            sp.commit().await?;
-                        } else {
-                            sp.rollback().await?;
-                        }
-                        results.push(Some(r));
-                        hits.push(None);
+                        (r.is_ok(), Done::Insert(r))
                     }
                     Job::Hit { key, win, .. } => {
                         let r = count_hit_in(&mut sp, key, *win).await;
-                        if r.is_ok() {
-                            sp.commit().await?;
-                        } else {
-                            sp.rollback().await?;
-                        }
-                        hits.push(Some(r));
-                        results.push(None);
+                        (r.is_ok(), Done::Hit(r))
                     }
+                };
+                if ok {
+                    sp.commit().await?;
+                } else {
+                    sp.rollback().await?;
                 }
+                done.push(d);
             }
-            tx.commit().await?;
-            Ok(())
+            tx.commit().await
         }
-        .await;
-        for ((job, r), h) in jobs.into_iter().zip(results.into_iter().chain(std::iter::repeat_with(|| None))).zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
+        .await
+        .map_err(StoreError::from);
+        let failed = |e: &StoreError| StoreError::Other(format!("group commit failed: {e}"));
+        let mut done = done.into_iter();
+        for job in jobs {
+            let d = done.next();
             match job {
                 Job::Insert { reply, .. } => {
-                    let answer = match (&outcome, r) {
-                        (Ok(()), Some(Ok((stored, written)))) => {
+                    let answer = match (&outcome, d) {
+                        (Err(e), _) => Err(failed(e)),
+                        (Ok(()), Some(Done::Insert(Ok((stored, written))))) => {
                             self.rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
                             Ok(stored)
                         }
-                        (Ok(()), Some(Err(e))) => Err(e),
-                        (Err(e), _) => Err(StoreError::Other(format!("group commit failed: {e}"))),
-                        (Ok(()), None) => Err(StoreError::Other("write not run".into())),
+                        (Ok(()), Some(Done::Insert(Err(e)))) => Err(e),
+                        (Ok(()), _) => Err(StoreError::Other("write not run".into())),
                     };
                     let _ = reply.send(answer);
                 }
                 Job::Hit { reply, .. } => {
-                    let answer = match (&outcome, h) {
-                        (Ok(()), Some(r)) => r,
-                        (Err(e), _) => Err(StoreError::Other(format!("group commit failed: {e}"))),
-                        (Ok(()), None) => Err(StoreError::Other("write not run".into())),
+                    let answer = match (&outcome, d) {
+                        (Err(e), _) => Err(failed(e)),
+                        (Ok(()), Some(Done::Hit(r))) => r,
+                        (Ok(()), _) => Err(StoreError::Other("write not run".into())),
                     };
                     let _ = reply.send(answer);
                 }
@@ -831,6 +832,14 @@ impl Store for SqlStore {
             .execute(&self.write)
             .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn revoke_login(&self, sessdata_hash: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE logins SET revoked = 1 WHERE sessdata_hash = $1 AND revoked = 0")
+            .bind(sessdata_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation> {

@@ -1321,6 +1321,11 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     ] {
         assert_eq!(ids(s, &me, 3, &extra).await, vec![g1, g2, g3], "{extra:?}");
     }
+    // In join order every group is on the first page, whatever the size; a bounded page has none.
+    let p = list(s, &me, 3, &[("size", "1".into())]).await;
+    assert_eq!((talker_ids(&p), p["has_more"].clone()), (vec![g1, g2, g3], json!(0)));
+    let p = list(s, &me, 3, &[("size", "1".into()), ("end_ts", i64::MAX.to_string())]).await;
+    assert_eq!((p["session_list"].clone(), p["has_more"].clone()), (json!(null), json!(0)));
     for rule in ["1", "2"] {
         assert_eq!(
             ids(s, &me, 3, &[("sort_rule", rule.into())]).await,

@@ -52,6 +52,11 @@ pub struct User {
 }
 
 impl User {
+    /// A user from a login object (`{"mid","name","SESSDATA","bili_jct",...}`).
+    pub fn from_login_json(v: &Value) -> User {
+        User::from_login(v)
+    }
+
     fn from_login(v: &Value) -> User {
         User {
             mid: v["mid"].as_u64().expect("mid"),
