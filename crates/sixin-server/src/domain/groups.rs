@@ -103,6 +103,7 @@ impl Service {
                     recall_target: None,
                     intercept_receiver: false,
                     max_manual_sent: None,
+                    member_of_open_group: None,
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

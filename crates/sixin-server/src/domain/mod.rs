@@ -138,7 +138,10 @@ impl LoginCache {
     }
 
     pub(crate) fn forget(&self, hash: &str) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
     }
 
     pub(crate) fn forget_mid(&self, mid: u64) {

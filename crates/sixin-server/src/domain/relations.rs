@@ -178,7 +178,12 @@ impl Service {
 
     /// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
     /// sender, and the sender is flagged or the text hits a spam keyword.
-    pub(crate) async fn intercepts(&self, sender: u64, policy: &SendPolicy, text: Option<&str>) -> Result<bool> {
+    pub(crate) async fn intercepts(
+        &self,
+        sender: u64,
+        policy: &SendPolicy,
+        text: Option<&str>,
+    ) -> Result<bool> {
         // A follower is never intercepted, nor a talker the receiver released for good.
         if policy.receiver_follows || policy.receiver_trusts {
             return Ok(false);
@@ -214,6 +219,7 @@ impl Service {
                     recall_target: None,
                     intercept_receiver: false,
                     max_manual_sent: None,
+                    member_of_open_group: None,
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

@@ -96,10 +96,7 @@ impl Service {
         // 5: recall.
         let recall_target = if let Checked::Recall(key) = checked {
             let conv_id = match &target {
-                Target::User(r) => self
-                    .store
-                    .pair_conversation(caller.mid, r.mid)
-                    .await?,
+                Target::User(r) => self.store.pair_conversation(caller.mid, r.mid).await?,
                 Target::Group(g) => Some(g.conv_id),
             };
             Some(self.check_recall(caller.mid, conv_id, key).await?)
@@ -133,7 +130,9 @@ impl Service {
                 let policy = self.relation_policy(caller, receiver, msg_type).await?;
                 // 7: rate limits and maintenance.
                 self.check_rates(caller, policy.receiver_follows).await?;
-                let intercept = self.intercepts(caller.mid, &policy, text.as_deref()).await?;
+                let intercept = self
+                    .intercepts(caller.mid, &policy, text.as_deref())
+                    .await?;
                 let rule = policy.one_message_rule;
                 let messages = std::iter::once(message)
                     .chain(rule.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
@@ -150,6 +149,7 @@ impl Service {
                         recall_target,
                         intercept_receiver: intercept,
                         max_manual_sent: rule.then_some(1),
+                        member_of_open_group: None,
                     },
                     Some(receiver.mid),
                     intercept,
@@ -171,6 +171,7 @@ impl Service {
                         recall_target,
                         intercept_receiver: false,
                         max_manual_sent: None,
+                        member_of_open_group: Some(caller.mid),
                     },
                     None,
                     false,
@@ -182,14 +183,23 @@ impl Service {
         let stored = self
             .store
             .insert_messages(peer, insert, std::sync::Arc::new(move || keys.next(now_ms)))
-            .await
-            .map_err(|e| match e {
-                // Someone recalled it between the check and the write.
-                StoreError::Stale => DomainError::AlreadyRecalled,
-                // Another send won the one message allowed.
-                StoreError::Conflict => DomainError::OneMessageLimit,
-                e => e.into(),
-            })?;
+            .await;
+        let stored = match (stored, &target) {
+            // The group was frozen or dissolved, or the caller left, since check 3: its answer
+            // now is the one to give.
+            (Err(StoreError::Stale), Target::Group(g)) => {
+                self.writable_group(caller.mid, g.group_id).await?;
+                Err(StoreError::Stale)
+            }
+            (r, _) => r,
+        }
+        .map_err(|e| match e {
+            // Someone recalled it between the check and the write.
+            StoreError::Stale => DomainError::AlreadyRecalled,
+            // Another send won the one message allowed.
+            StoreError::Conflict => DomainError::OneMessageLimit,
+            e => e.into(),
+        })?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
 
         // Side effects: the message is stored whatever happens to them.

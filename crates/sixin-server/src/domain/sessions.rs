@@ -8,7 +8,8 @@ use sixin_proto::{
 
 use super::{system, Caller, DomainError, Result, Service};
 use crate::store::{
-    GroupQuery, ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_GROUP, SESSION_USER,
+    GroupQuery, ListKind, SessionFlag, SessionQuery, SessionRow, SortBy, SESSION_GROUP,
+    SESSION_USER,
 };
 
 pub const MAX_SESSIONS: u32 = 100;
@@ -402,8 +403,14 @@ impl Service {
                 })
                 .collect()
         };
-        let users = self.store.dnd_settings(caller.mid, SESSION_USER, uids).await?;
-        let groups = self.store.dnd_settings(caller.mid, SESSION_GROUP, group_ids).await?;
+        let users = self
+            .store
+            .dnd_settings(caller.mid, SESSION_USER, uids)
+            .await?;
+        let groups = self
+            .store
+            .dnd_settings(caller.mid, SESSION_GROUP, group_ids)
+            .await?;
         Ok(MsgDnd {
             uid_settings: settings(users, uids),
             group_settings: settings(groups, group_ids),

@@ -238,7 +238,9 @@ async fn system_message(
                 "msg_type must be 10, 11, 12, 13 or 16",
             ));
         }
-        let source = b.msg_source.unwrap_or(crate::domain::relations::SOURCE_PUSH);
+        let source = b
+            .msg_source
+            .unwrap_or(crate::domain::relations::SOURCE_PUSH);
         if !matches!(source, 5 | 6) {
             return Err(err(StatusCode::BAD_REQUEST, "msg_source must be 5 or 6"));
         }
@@ -276,31 +278,32 @@ async fn set_clock(
     headers: HeaderMap,
     raw: axum::body::Bytes,
 ) -> Response {
-    let r = async {
-        authorize(&svc, &headers)?;
-        if !svc.config.test_mode {
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                "the clock can only be changed in test mode",
-            ));
-        }
-        let b: ClockBody = body(&raw)?;
-        let now = svc.clock.now_ms();
-        // msg_keys hold 41 bits of milliseconds: the clock stays where they can express it.
-        let in_range = |ms: i64| (0..crate::ids::MAX_KEY_MS).contains(&ms);
-        match (b.set_ms, b.advance_ms) {
-            (Some(ms), None) if in_range(ms) => svc.clock.set_ms(ms),
-            (None, Some(ms)) if now.checked_add(ms).is_some_and(in_range) => svc.clock.advance_ms(ms),
-            _ => {
+    let r =
+        async {
+            authorize(&svc, &headers)?;
+            if !svc.config.test_mode {
                 return Err(err(
+                    StatusCode::FORBIDDEN,
+                    "the clock can only be changed in test mode",
+                ));
+            }
+            let b: ClockBody = body(&raw)?;
+            let now = svc.clock.now_ms();
+            // msg_keys hold 41 bits of milliseconds: the clock stays where they can express it.
+            let in_range = |ms: i64| (0..crate::ids::MAX_KEY_MS).contains(&ms);
+            match (b.set_ms, b.advance_ms) {
+                (Some(ms), None) if in_range(ms) => svc.clock.set_ms(ms),
+                (None, Some(ms)) if now.checked_add(ms).is_some_and(in_range) => {
+                    svc.clock.advance_ms(ms)
+                }
+                _ => return Err(err(
                     StatusCode::BAD_REQUEST,
                     "give exactly one of set_ms or advance_ms, landing between 1970 and 2039-09-07",
-                ))
+                )),
             }
+            Ok(())
         }
-        Ok(())
-    }
-    .await;
+        .await;
     match r {
         Ok(()) => json_response(StatusCode::OK, &json!({"now_ms": svc.clock.now_ms()})),
         Err(resp) => resp,

@@ -88,7 +88,10 @@ async fn login(State(svc): State<AppState>, req: ApiReq) -> axum::response::Resp
     use axum::response::IntoResponse;
     let r = async {
         let mid = req.u64("mid")?;
-        let password = req.params.get("password").ok_or(DomainError::BadRequest("password"))?;
+        let password = req
+            .params
+            .get("password")
+            .ok_or(DomainError::BadRequest("password"))?;
         svc.login_with_password(mid, password).await
     }
     .await;

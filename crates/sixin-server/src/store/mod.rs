@@ -142,6 +142,9 @@ pub struct Insert {
     /// Fail with `Conflict` when the sender has already written this many messages by hand
     /// in the conversation (checked under the conversation's lock).
     pub max_manual_sent: Option<u64>,
+    /// Fan groups: fail with `Stale` unless the group is open and this sender is a member
+    /// (checked under the conversation's lock, so nothing lands after a freeze or dissolve).
+    pub member_of_open_group: Option<u64>,
 }
 
 /// Which fan-group sessions a list returns.

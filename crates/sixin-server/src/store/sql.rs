@@ -93,7 +93,8 @@ impl Writer {
                 let n = q.0.len().min(MAX_BATCH);
                 let jobs: Vec<Job> = q.0.drain(..n).collect();
                 // Ids are consecutive: the last one drained is `pushed - still queued`.
-                self.drained.store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
+                self.drained
+                    .store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
                 jobs
             };
             // In its own task: a caller that goes away must not abort the others' commit.
@@ -114,7 +115,12 @@ impl Writer {
             for job in &jobs {
                 let mut sp = sqlx::Connection::begin(&mut *tx).await?;
                 let (ok, d) = match job {
-                    Job::Insert { peer, insert, key_of, .. } => {
+                    Job::Insert {
+                        peer,
+                        insert,
+                        key_of,
+                        ..
+                    } => {
                         let r = insert_in(&mut sp, *peer, insert, &**key_of).await;
                         (r.is_ok(), Done::Insert(r))
                     }
@@ -143,7 +149,8 @@ impl Writer {
                     let answer = match (&outcome, d) {
                         (Err(e), _) => Err(failed(e)),
                         (Ok(()), Some(Done::Insert(Ok((stored, written))))) => {
-                            self.rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                            self.rows_written
+                                .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
                             Ok(stored)
                         }
                         (Ok(()), Some(Done::Insert(Err(e)))) => Err(e),
@@ -403,18 +410,18 @@ async fn insert_in(
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> Result<(Vec<StoredMessage>, u64)> {
-        let n = insert.messages.len() as i64;
-        if n == 0 {
-            return Ok((Vec::new(), 0));
-        }
-        let now_us = insert.now_us;
-        let mut written: u64 = 0;
-        // The conversation row is the seqno counter: bumping it first takes the row lock that
-        // orders every writer of this conversation, on any node.
-        let (conv_id, max) = match peer {
-            Peer::Pair { a, b } => {
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                let row = sqlx::query(
+    let n = insert.messages.len() as i64;
+    if n == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let now_us = insert.now_us;
+    let mut written: u64 = 0;
+    // The conversation row is the seqno counter: bumping it first takes the row lock that
+    // orders every writer of this conversation, on any node.
+    let (conv_id, max) = match peer {
+        Peer::Pair { a, b } => {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let row = sqlx::query(
                     "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
                      VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
                      max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
@@ -426,13 +433,13 @@ async fn insert_in(
                 .bind(now_us)
                 .fetch_one(&mut *tx)
                 .await?;
-                (
-                    row.try_get::<i64, _>("id")?,
-                    row.try_get::<i64, _>("max_seqno")?,
-                )
-            }
-            Peer::Group { conv_id, .. } => {
-                let max: i64 = sqlx::query_scalar(
+            (
+                row.try_get::<i64, _>("id")?,
+                row.try_get::<i64, _>("max_seqno")?,
+            )
+        }
+        Peer::Group { conv_id, .. } => {
+            let max: i64 = sqlx::query_scalar(
                     "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 WHERE id = $3 \
                      RETURNING max_seqno",
                 )
@@ -441,51 +448,65 @@ async fn insert_in(
                 .bind(conv_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                (conv_id, max)
-            }
-        };
-        written += 1;
-        let first_seqno = u(max - n + 1);
+            (conv_id, max)
+        }
+    };
+    written += 1;
+    let first_seqno = u(max - n + 1);
 
-        if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
-            let sender = insert.messages[0].sender_uid;
-            let other = if sender == a { b } else { a };
-            let sent: Option<i64> = sqlx::query_scalar(
+    if let (Some(sender), Peer::Group { group_id, .. }) = (insert.member_of_open_group, peer) {
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT g.state FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+                 AND gm.mid = $2 AND gm.left_seqno = 0 WHERE g.group_id = $1",
+        )
+        .bind(i(group_id))
+        .bind(i(sender))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if open != Some(0) {
+            return Err(StoreError::Stale);
+        }
+    }
+
+    if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
+        let sender = insert.messages[0].sender_uid;
+        let other = if sender == a { b } else { a };
+        let sent: Option<i64> = sqlx::query_scalar(
                 "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2",
             )
             .bind(i(sender))
             .bind(i(other))
             .fetch_optional(&mut *tx)
             .await?;
-            if u(sent.unwrap_or(0)) >= limit {
-                return Err(StoreError::Conflict);
-            }
+        if u(sent.unwrap_or(0)) >= limit {
+            return Err(StoreError::Conflict);
         }
+    }
 
-        if let Some(target) = insert.recall_target {
-            let r = sqlx::query(
+    if let Some(target) = insert.recall_target {
+        let r = sqlx::query(
                 "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
             )
             .bind(i(target))
             .bind(conv_id)
             .execute(&mut *tx)
             .await?;
-            written += r.rows_affected();
-            if r.rows_affected() != 1 {
-                return Err(StoreError::Stale);
-            }
+        written += r.rows_affected();
+        if r.rows_affected() != 1 {
+            return Err(StoreError::Stale);
         }
+    }
 
-        let ts = now_us / 1_000_000;
-        let mut stored = Vec::with_capacity(insert.messages.len());
-        for (k, m) in insert.messages.iter().enumerate() {
-            let seqno = first_seqno + k as u64;
-            let key = key_of();
-            let at_uids = m
-                .at_uids
-                .as_ref()
-                .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-            sqlx::query(
+    let ts = now_us / 1_000_000;
+    let mut stored = Vec::with_capacity(insert.messages.len());
+    for (k, m) in insert.messages.iter().enumerate() {
+        let seqno = first_seqno + k as u64;
+        let key = key_of();
+        let at_uids = m
+            .at_uids
+            .as_ref()
+            .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+        sqlx::query(
                 "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
                  msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
                  msg_source, visible_to, dev_id, push_kind) \
@@ -513,100 +534,100 @@ async fn insert_in(
             })
             .execute(&mut *tx)
             .await?;
-            written += 1;
-            stored.push(StoredMessage {
-                conv_id,
-                visible_to: m.visible_to,
-                msg: sixin_proto::Message {
-                    sender_uid: m.sender_uid,
-                    receiver_type: m.receiver_type,
-                    receiver_id: m.receiver_id,
-                    msg_type: m.msg_type,
-                    content: m.content.clone(),
-                    msg_seqno: seqno,
-                    timestamp: ts,
-                    at_uids: m.at_uids.clone(),
-                    msg_key: key,
-                    msg_status: 0,
-                    sys_cancel: None,
-                    notify_code: m.notify_code.clone(),
-                    new_face_version: Some(m.new_face_version),
-                    msg_source: m.msg_source,
-                },
-            });
-        }
+        written += 1;
+        stored.push(StoredMessage {
+            conv_id,
+            visible_to: m.visible_to,
+            msg: sixin_proto::Message {
+                sender_uid: m.sender_uid,
+                receiver_type: m.receiver_type,
+                receiver_id: m.receiver_id,
+                msg_type: m.msg_type,
+                content: m.content.clone(),
+                msg_seqno: seqno,
+                timestamp: ts,
+                at_uids: m.at_uids.clone(),
+                msg_key: key,
+                msg_status: 0,
+                sys_cancel: None,
+                notify_code: m.notify_code.clone(),
+                new_face_version: Some(m.new_face_version),
+                msg_source: m.msg_source,
+            },
+        });
+    }
 
-        let sender = insert.messages[0].sender_uid;
-        if let Peer::Group { group_id, .. } = peer {
-            for m in &stored {
-                for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
-                    let r = sqlx::query(
-                        "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
-                         ON CONFLICT (group_id, mid, seqno) DO NOTHING",
-                    )
-                    .bind(i(group_id))
-                    .bind(i(*mid))
-                    .bind(i(m.msg.msg_seqno))
-                    .execute(&mut *tx)
-                    .await?;
-                    written += r.rows_affected();
-                }
-            }
-            // Members' views are derived from the group's counter; only the sender's read
-            // mark moves (and brings the session back if they had removed it).
-            if insert.sender_reads && sender != 0 {
-                let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
+    let sender = insert.messages[0].sender_uid;
+    if let Peer::Group { group_id, .. } = peer {
+        for m in &stored {
+            for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
                 let r = sqlx::query(
-                    "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
-                     WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
+                    "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
+                         ON CONFLICT (group_id, mid, seqno) DO NOTHING",
                 )
-                .bind(i(last))
-                .bind(now_us)
-                .bind(i(sender))
                 .bind(i(group_id))
+                .bind(i(*mid))
+                .bind(i(m.msg.msg_seqno))
                 .execute(&mut *tx)
                 .await?;
                 written += r.rows_affected();
             }
         }
-        let pair = match peer {
-            Peer::Pair { a, b } => vec![(a, b), (b, a)],
-            Peer::Group { .. } => Vec::new(),
+        // Members' views are derived from the group's counter; only the sender's read
+        // mark moves (and brings the session back if they had removed it).
+        if insert.sender_reads && sender != 0 {
+            let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
+            let r = sqlx::query(
+                "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
+                     WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
+            )
+            .bind(i(last))
+            .bind(now_us)
+            .bind(i(sender))
+            .bind(i(group_id))
+            .execute(&mut *tx)
+            .await?;
+            written += r.rows_affected();
+        }
+    }
+    let pair = match peer {
+        Peer::Pair { a, b } => vec![(a, b), (b, a)],
+        Peer::Group { .. } => Vec::new(),
+    };
+    for (owner, talker) in pair {
+        let visible: Vec<(&StoredMessage, &NewMessage)> = stored
+            .iter()
+            .zip(&insert.messages)
+            .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
+            .collect();
+        let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
+            continue;
         };
-        for (owner, talker) in pair {
-            let visible: Vec<(&StoredMessage, &NewMessage)> = stored
-                .iter()
-                .zip(&insert.messages)
-                .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
-                .collect();
-            let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
-                continue;
-            };
-            let incoming: Vec<&NewMessage> = visible
-                .iter()
-                .filter(|(s, _)| s.msg.sender_uid != owner)
-                .map(|(_, m)| *m)
-                .collect();
-            let unread = incoming.len() as i64;
-            let biz = incoming.iter().filter(|m| m.push).count() as i64;
-            let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
-            let manual = insert
-                .messages
-                .iter()
-                .filter(|m| m.manual && m.sender_uid == owner)
-                .count() as i64;
-            let intercept = i64::from(insert.intercept_receiver && owner != sender);
-            let reads = owner == sender && insert.sender_reads;
-            let sql = if reads {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
+        let incoming: Vec<&NewMessage> = visible
+            .iter()
+            .filter(|(s, _)| s.msg.sender_uid != owner)
+            .map(|(_, m)| *m)
+            .collect();
+        let unread = incoming.len() as i64;
+        let biz = incoming.iter().filter(|m| m.push).count() as i64;
+        let official = incoming.iter().filter(|m| m.push && m.official).count() as i64;
+        let manual = insert
+            .messages
+            .iter()
+            .filter(|m| m.manual && m.sender_uid == owner)
+            .count() as i64;
+        let intercept = i64::from(insert.intercept_receiver && owner != sender);
+        let reads = owner == sender && insert.sender_reads;
+        let sql = if reads {
+            "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
                  last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
                  VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
                  session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
                  biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0"
-            } else {
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
+        } else {
+            "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
                  unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
                  VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
@@ -615,20 +636,20 @@ async fn insert_in(
                  official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
                  removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
                  ELSE sessions.is_intercept END"
-            };
-            let mut q = sqlx::query(sql)
-                .bind(i(owner))
-                .bind(i(talker))
-                .bind(conv_id)
-                .bind(i(last))
-                .bind(now_us)
-                .bind(manual);
-            if !reads {
-                q = q.bind(unread).bind(biz).bind(official).bind(intercept);
-            }
-            written += q.execute(&mut *tx).await?.rows_affected();
+        };
+        let mut q = sqlx::query(sql)
+            .bind(i(owner))
+            .bind(i(talker))
+            .bind(conv_id)
+            .bind(i(last))
+            .bind(now_us)
+            .bind(manual);
+        if !reads {
+            q = q.bind(unread).bind(biz).bind(official).bind(intercept);
         }
-        Ok((stored, written))
+        written += q.execute(&mut *tx).await?.rows_affected();
+    }
+    Ok((stored, written))
 }
 
 impl SqlStore {
@@ -835,10 +856,11 @@ impl Store for SqlStore {
     }
 
     async fn revoke_login(&self, sessdata_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE logins SET revoked = 1 WHERE sessdata_hash = $1 AND revoked = 0")
-            .bind(sessdata_hash)
-            .execute(&self.write)
-            .await?;
+        let r =
+            sqlx::query("UPDATE logins SET revoked = 1 WHERE sessdata_hash = $1 AND revoked = 0")
+                .bind(sessdata_hash)
+                .execute(&self.write)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -941,14 +963,25 @@ impl Store for SqlStore {
     ) -> Result<Vec<StoredMessage>> {
         if self.backend == Backend::Sqlite {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            self.writer.submit(Job::Insert { peer, insert, key_of, reply }).await;
-            return answer.await.unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
+            self.writer
+                .submit(Job::Insert {
+                    peer,
+                    insert,
+                    key_of,
+                    reply,
+                })
+                .await;
+            return answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
         let mut tx = self.write.begin().await?;
         match insert_in(&mut tx, peer, &insert, &*key_of).await {
             Ok((stored, written)) => {
                 tx.commit().await?;
-                self.writer.rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                self.writer
+                    .rows_written
+                    .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
                 Ok(stored)
             }
             Err(e) => {
@@ -975,13 +1008,19 @@ impl Store for SqlStore {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         // A pair's conversation id never changes once created (rows are never deleted), so it
         // is remembered; only "no conversation yet" is asked again.
-        if let Some(id) = self.pair_ids.read().unwrap_or_else(|e| e.into_inner()).get(&(lo, hi)) {
+        if let Some(id) = self
+            .pair_ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(lo, hi))
+        {
             return Ok(Some(*id));
         }
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM conversations WHERE pair_key = $1")
-            .bind(format!("{lo}:{hi}"))
-            .fetch_optional(&self.read)
-            .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM conversations WHERE pair_key = $1")
+                .bind(format!("{lo}:{hi}"))
+                .fetch_optional(&self.read)
+                .await?;
         if let Some(id) = id {
             let mut map = self.pair_ids.write().unwrap_or_else(|e| e.into_inner());
             if map.len() >= 1_000_000 {
@@ -1348,8 +1387,16 @@ impl Store for SqlStore {
     async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
         if self.backend == Backend::Sqlite {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            self.writer.submit(Job::Hit { key: key.to_string(), win, reply }).await;
-            return answer.await.unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
+            self.writer
+                .submit(Job::Hit {
+                    key: key.to_string(),
+                    win,
+                    reply,
+                })
+                .await;
+            return answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
         let mut conn = self.write.acquire().await?;
         count_hit_in(&mut conn, key, win).await
@@ -1751,7 +1798,9 @@ impl Store for SqlStore {
     }
 
     fn rows_written(&self) -> u64 {
-        self.writer.rows_written.load(std::sync::atomic::Ordering::Relaxed)
+        self.writer
+            .rows_written
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn seed_users(&self, mids: &[u64], now_ms: i64) -> Result<()> {

@@ -1323,9 +1323,21 @@ async fn group_lists_sort_rules_pins_and_folding(s: &Server) {
     }
     // In join order every group is on the first page, whatever the size; a bounded page has none.
     let p = list(s, &me, 3, &[("size", "1".into())]).await;
-    assert_eq!((talker_ids(&p), p["has_more"].clone()), (vec![g1, g2, g3], json!(0)));
-    let p = list(s, &me, 3, &[("size", "1".into()), ("end_ts", i64::MAX.to_string())]).await;
-    assert_eq!((p["session_list"].clone(), p["has_more"].clone()), (json!(null), json!(0)));
+    assert_eq!(
+        (talker_ids(&p), p["has_more"].clone()),
+        (vec![g1, g2, g3], json!(0))
+    );
+    let p = list(
+        s,
+        &me,
+        3,
+        &[("size", "1".into()), ("end_ts", i64::MAX.to_string())],
+    )
+    .await;
+    assert_eq!(
+        (p["session_list"].clone(), p["has_more"].clone()),
+        (json!(null), json!(0))
+    );
     for rule in ["1", "2"] {
         assert_eq!(
             ids(s, &me, 3, &[("sort_rule", rule.into())]).await,
@@ -1815,3 +1827,59 @@ async fn group_send_writes_constant_rows_at_5000_members(s: &Server) {
     assert_eq!(seqnos(&page), vec![5003, 5002, 5001]);
 }
 scenario!(group_send_writes_constant_rows_at_5000_members);
+
+/// Members sending while the group is frozen: every send either lands before the freeze notice
+/// or is refused with 700013 — nothing is stored after the notice.
+async fn nothing_lands_after_a_freeze(s: &Server) {
+    let owner = s.user("owner").await;
+    let g = group_of(s, &owner, "race").await;
+    let mut members = Vec::new();
+    for k in 0..4 {
+        let u = s.user(&format!("m{k}")).await;
+        join(s, g, &u).await;
+        members.push(u);
+    }
+    let mut tasks = Vec::new();
+    for (k, u) in members.iter().enumerate() {
+        for n in 0..6 {
+            let (http, url, cookie) = (s.http.clone(), s.url(SEND), u.cookie());
+            let mut form = gform(u, g, 1, &text(&format!("m{k}-{n}")));
+            form.push(("csrf", u.bili_jct.clone()));
+            tasks.push(tokio::spawn(async move {
+                let v: Value = http
+                    .post(url)
+                    .header("Cookie", cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v["code"].as_i64().unwrap()
+            }));
+        }
+    }
+    let frozen = freeze(s, g).await;
+    assert_eq!(frozen["state"], "frozen", "{frozen}");
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert!(codes.iter().all(|c| *c == 0 || *c == 700013), "{codes:?}");
+    let all = history(s, &owner, g, &[("size", "200".into())]).await;
+    let notice = all
+        .iter()
+        .find(|m| m["msg_type"] == 303)
+        .expect("freeze notice");
+    let notice_seq = notice["msg_seqno"].as_u64().unwrap();
+    let texts_after: Vec<&Value> = all
+        .iter()
+        .filter(|m| m["msg_type"] == 1 && m["msg_seqno"].as_u64().unwrap() > notice_seq)
+        .collect();
+    assert!(texts_after.is_empty(), "{texts_after:?}");
+    // Every accepted send is stored, every refused one is not.
+    let stored = all.iter().filter(|m| m["msg_type"] == 1).count();
+    assert_eq!(stored, codes.iter().filter(|c| **c == 0).count());
+}
+scenario!(nothing_lands_after_a_freeze);

@@ -8,7 +8,11 @@ use crate::*;
 
 async fn password_login_and_logout(s: &Server) {
     let (st, v) = s
-        .admin(Method::POST, "/users", Some(json!({"name": "dora", "password": "s3cret"})))
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"name": "dora", "password": "s3cret"})),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     let mid = v["mid"].as_u64().unwrap();
@@ -33,9 +37,19 @@ async fn password_login_and_logout(s: &Server) {
         assert_err(&r.json().await.unwrap(), -101, "账号未登录");
     }
     let plain = s.user("plain").await;
-    assert_err(&login("", plain.mid).await.json().await.unwrap(), -101, "账号未登录");
+    assert_err(
+        &login("", plain.mid).await.json().await.unwrap(),
+        -101,
+        "账号未登录",
+    );
     // A missing mid is a malformed request.
-    let r = s.http.post(s.url("/sixin/v1/login")).form(&[("password", "x")]).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/sixin/v1/login"))
+        .form(&[("password", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_err(&r.json().await.unwrap(), -400, "请求错误");
 
     let r = login("s3cret", mid).await;
@@ -52,7 +66,10 @@ async fn password_login_and_logout(s: &Server) {
     assert_eq!(d["DedeUserID"], mid.to_string());
     let web = User::from_login_json(d);
     assert_eq!(cookies.len(), 3, "{cookies:?}");
-    assert!(cookies[0].starts_with(&format!("SESSDATA={}; Path=/; Max-Age=15552000", web.sessdata)));
+    assert!(cookies[0].starts_with(&format!(
+        "SESSDATA={}; Path=/; Max-Age=15552000",
+        web.sessdata
+    )));
     assert!(cookies[0].ends_with("; HttpOnly"));
     assert!(cookies[1].starts_with(&format!("bili_jct={};", web.bili_jct)));
     assert!(cookies[2].starts_with(&format!("DedeUserID={mid};")));
@@ -67,7 +84,11 @@ async fn password_login_and_logout(s: &Server) {
     assert_err(&s.get(&web, MYINFO, &[]).await, -101, "账号未登录");
     assert_eq!(ok(&s.get(&admin_login, MYINFO, &[]).await)["mid"], mid);
     // Logging out again: already logged out.
-    assert_err(&s.post(&web, "/sixin/v1/logout", &[]).await, -101, "账号未登录");
+    assert_err(
+        &s.post(&web, "/sixin/v1/logout", &[]).await,
+        -101,
+        "账号未登录",
+    );
 }
 scenario!(password_login_and_logout);
 
@@ -88,13 +109,22 @@ async fn clock_stays_where_msg_keys_can_express_it(s: &Server) {
             "give exactly one of set_ms or advance_ms, landing between 1970 and 2039-09-07"
         );
     }
-    let (st, v) = s.admin(Method::POST, "/clock", Some(json!({"set_ms": limit - 10_000}))).await;
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/clock",
+            Some(json!({"set_ms": limit - 10_000})),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     // Messages sent then still get keys below 2^63.
     let a = s.user("a").await;
     let b = s.user("b").await;
     s.follow(&b, &a, true).await;
     let key = s.send_text(&a, &b, "late").await;
-    assert!(key < (1u64 << 63) && key >> 22 >= (limit - 10_000) as u64, "{key}");
+    assert!(
+        key < (1u64 << 63) && key >> 22 >= (limit - 10_000) as u64,
+        "{key}"
+    );
 }
 scenario!(clock_stays_where_msg_keys_can_express_it);
