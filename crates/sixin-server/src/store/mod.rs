@@ -4,6 +4,7 @@
 //! decided. It does own the atomicity of each write (a message, its seqno, and the session rows
 //! it touches commit together).
 
+mod exec;
 mod sql;
 
 use async_trait::async_trait;

@@ -10,9 +10,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
+use super::exec::{all_unprepared, args, now_or_never, Arg, Decode, Exec, Get, Native, Readers};
 use super::*;
 use crate::config::{redact_url, Config, Durability};
 
@@ -26,7 +27,10 @@ pub struct SqlStore {
     backend: Backend,
     write: AnyPool,
     read: AnyPool,
-    writer: Writer,
+    /// SQLite only: the group-commit writer and the inline readers.
+    writer: Option<Writer>,
+    readers: Option<Readers>,
+    rows_written: Arc<std::sync::atomic::AtomicU64>,
     pair_ids: std::sync::RwLock<std::collections::HashMap<(u64, u64), i64>>,
 }
 
@@ -52,10 +56,15 @@ enum Job {
 /// gets the writer next commits everything queued in one transaction, each write in its own
 /// savepoint (so one write's failure undoes only that write). Every caller is answered only
 /// after the commit, so an acknowledged send is as durable as before, at a fraction of the
-/// commits.
+/// commits. The batch runs on a blocking thread, straight on the writer's own SQLite
+/// connection; while it runs, the process's other writes (through sqlx's one-connection write
+/// pool, whose connection the batch holds) wait.
 #[derive(Clone)]
 struct Writer {
-    pool: AnyPool,
+    /// The sqlx write pool (one connection): holding its connection keeps every other
+    /// in-process write out of the batch's transaction.
+    gate: AnyPool,
+    conn: Arc<std::sync::Mutex<Native>>,
     /// Queued jobs, and how many were ever queued (a job's id is the count when it came).
     queue: Arc<std::sync::Mutex<(Vec<Job>, u64)>>,
     /// The id of the last job taken into a batch.
@@ -64,16 +73,17 @@ struct Writer {
     rows_written: Arc<std::sync::atomic::AtomicU64>,
 }
 
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 512;
 
 impl Writer {
-    fn new(pool: AnyPool) -> Writer {
+    fn new(gate: AnyPool, conn: Native, rows_written: Arc<std::sync::atomic::AtomicU64>) -> Writer {
         Writer {
-            pool,
+            gate,
+            conn: Arc::new(std::sync::Mutex::new(conn)),
             queue: Default::default(),
             drained: Default::default(),
             turn: Default::default(),
-            rows_written: Default::default(),
+            rows_written,
         }
     }
 
@@ -88,101 +98,125 @@ impl Writer {
         let _turn = self.turn.lock().await;
         // Jobs leave the queue in the order they came; run batches until ours has left it.
         while self.drained.load(std::sync::atomic::Ordering::Acquire) < mine {
-            let jobs: Vec<Job> = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                let n = q.0.len().min(MAX_BATCH);
-                let jobs: Vec<Job> = q.0.drain(..n).collect();
-                // Ids are consecutive: the last one drained is `pushed - still queued`.
-                self.drained
-                    .store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
-                jobs
-            };
             // In its own task: a caller that goes away must not abort the others' commit.
             let me = self.clone();
-            let _ = tokio::spawn(async move { me.run(jobs).await }).await;
+            let _ = tokio::spawn(async move { me.run().await }).await;
         }
     }
 
-    async fn run(&self, jobs: Vec<Job>) {
-        // What each job did inside the transaction, in job order.
-        enum Done {
-            Insert(Result<(Vec<StoredMessage>, u64)>),
-            Hit(Result<u64>),
-        }
-        let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
-        let outcome: Result<()> = async {
-            let mut tx = self.pool.begin().await?;
-            for job in &jobs {
-                let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-                let (ok, d) = match job {
-                    Job::Insert {
-                        peer,
-                        insert,
-                        key_of,
-                        ..
-                    } => {
-                        let r = insert_in(&mut sp, *peer, insert, &**key_of).await;
-                        (r.is_ok(), Done::Insert(r))
-                    }
-                    Job::Hit { key, win, .. } => {
-                        let r = count_hit_in(&mut sp, key, *win).await;
-                        (r.is_ok(), Done::Hit(r))
-                    }
-                };
-                if ok {
-                    sp.commit().await?;
-                } else {
-                    sp.rollback().await?;
-                }
-                done.push(d);
+    async fn run(&self) {
+        let gate = self.gate.acquire().await;
+        let jobs: Vec<Job> = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = q.0.len().min(MAX_BATCH);
+            let jobs: Vec<Job> = q.0.drain(..n).collect();
+            // Ids are consecutive: the last one drained is `pushed - still queued`.
+            self.drained
+                .store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
+            jobs
+        };
+        if let Err(e) = gate {
+            let e = StoreError::from(e);
+            for job in jobs {
+                job.fail(&e);
             }
-            tx.commit().await
+            return;
         }
-        .await
-        .map_err(StoreError::from);
-        let failed = |e: &StoreError| StoreError::Other(format!("group commit failed: {e}"));
-        let mut done = done.into_iter();
-        for job in jobs {
-            let d = done.next();
-            match job {
-                Job::Insert { reply, .. } => {
-                    let answer = match (&outcome, d) {
-                        (Err(e), _) => Err(failed(e)),
-                        (Ok(()), Some(Done::Insert(Ok((stored, written))))) => {
-                            self.rows_written
-                                .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
-                            Ok(stored)
-                        }
-                        (Ok(()), Some(Done::Insert(Err(e)))) => Err(e),
-                        (Ok(()), _) => Err(StoreError::Other("write not run".into())),
-                    };
-                    let _ = reply.send(answer);
-                }
-                Job::Hit { reply, .. } => {
-                    let answer = match (&outcome, d) {
-                        (Err(e), _) => Err(failed(e)),
-                        (Ok(()), Some(Done::Hit(r))) => r,
-                        (Ok(()), _) => Err(StoreError::Other("write not run".into())),
-                    };
-                    let _ = reply.send(answer);
-                }
+        let conn = self.conn.clone();
+        let rows_written = self.rows_written.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            run_batch(&mut conn, jobs, &rows_written);
+        })
+        .await;
+    }
+}
+
+impl Job {
+    fn fail(self, e: &StoreError) {
+        let e = StoreError::Other(format!("group commit failed: {e}"));
+        match self {
+            Job::Insert { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Hit { reply, .. } => {
+                let _ = reply.send(Err(e));
             }
         }
     }
 }
 
-async fn count_hit_in(conn: &mut sqlx::AnyConnection, key: &str, win: i64) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(
+/// One group commit on the writer's connection; answers every job.
+fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic::AtomicU64) {
+    // What each job did inside the transaction, in job order.
+    enum Done {
+        Insert(Result<(Vec<StoredMessage>, u64)>),
+        Hit(Result<u64>),
+    }
+    let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
+    let outcome: Result<()> = (|| {
+        // IMMEDIATE: take the write lock now (waiting for another process's writer if need
+        // be), so no statement of the batch can fail on a snapshot another writer outdated.
+        conn.batch("BEGIN IMMEDIATE")?;
+        for job in &jobs {
+            conn.batch("SAVEPOINT job")?;
+            let d = match job {
+                Job::Insert {
+                    peer,
+                    insert,
+                    key_of,
+                    ..
+                } => Done::Insert(now_or_never(insert_in(conn, *peer, insert, &**key_of))?),
+                Job::Hit { key, win, .. } => Done::Hit(now_or_never(count_hit_in(conn, key, *win))?),
+            };
+            let ok = match &d {
+                Done::Insert(r) => r.is_ok(),
+                Done::Hit(r) => r.is_ok(),
+            };
+            if !ok {
+                conn.batch("ROLLBACK TO job")?;
+            }
+            conn.batch("RELEASE job")?;
+            done.push(d);
+        }
+        conn.batch("COMMIT")
+    })();
+    if outcome.is_err() {
+        // Undo whatever part of the batch ran; an error here means no transaction was open.
+        let _ = conn.batch("ROLLBACK");
+    }
+    let mut done = done.into_iter();
+    for job in jobs {
+        let d = done.next();
+        if let Err(e) = &outcome {
+            job.fail(e);
+            continue;
+        }
+        match (job, d) {
+            (Job::Insert { reply, .. }, Some(Done::Insert(r))) => {
+                let _ = reply.send(r.map(|(stored, written)| {
+                    rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                    stored
+                }));
+            }
+            (Job::Hit { reply, .. }, Some(Done::Hit(r))) => {
+                let _ = reply.send(r);
+            }
+            (job, _) => job.fail(&StoreError::Other("write not run".into())),
+        }
+    }
+}
+
+async fn count_hit_in<E: Exec>(conn: &mut E, key: &str, win: i64) -> Result<u64> {
+    conn.one(
         "INSERT INTO rate_counters (key, win, count) VALUES ($1, $2, 1) \
          ON CONFLICT (key) DO UPDATE SET \
          count = CASE WHEN rate_counters.win = excluded.win THEN rate_counters.count + 1 ELSE 1 END, \
          win = excluded.win RETURNING count",
+        &args![key, win],
+        |r| r.u64("count"),
     )
-    .bind(key)
-    .bind(win)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(u(n))
+    .await
 }
 
 fn i(v: u64) -> i64 {
@@ -230,23 +264,36 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             SQLITE_MIGRATIONS.run(&pool).await?;
             pool.close().await;
         }
+        if path == ":memory:" {
+            return Err(StoreError::Other(
+                "an in-memory SQLite database is not supported: give a file path".into(),
+            ));
+        }
         let any_url = format!("sqlite://{path}");
         let opts = AnyConnectOptions::from_str(&any_url)?;
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
             .connect_with(opts.clone())
             .await?;
         let read = AnyPoolOptions::new()
             .max_connections(config.max_connections.max(1))
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
             .connect_with(opts)
             .await?;
+        let native = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
+        let rows_written: Arc<std::sync::atomic::AtomicU64> = Default::default();
         tracing::info!(database = %redact_url(url), "opened SQLite (WAL, synchronous={sync})");
         Ok(Arc::new(SqlStore {
             backend: Backend::Sqlite,
-            writer: Writer::new(write.clone()),
+            writer: Some(Writer::new(write.clone(), native, rows_written.clone())),
+            readers: Some(Readers::new(path, config.max_connections as usize)),
+            rows_written,
             write,
             read,
             pair_ids: Default::default(),
@@ -262,12 +309,15 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections.max(2))
+            .test_before_acquire(false)
             .connect(url)
             .await?;
         tracing::info!(database = %redact_url(url), "opened PostgreSQL");
         Ok(Arc::new(SqlStore {
             backend: Backend::Postgres,
-            writer: Writer::new(pool.clone()),
+            writer: None,
+            readers: None,
+            rows_written: Default::default(),
             write: pool.clone(),
             read: pool,
             pair_ids: Default::default(),
@@ -301,34 +351,38 @@ const MSG_COLS: &str = "m.conv_id AS m_conv_id, m.seqno AS m_seqno, m.msg_key AS
     m.msg_status AS m_msg_status, m.sys_cancel AS m_sys_cancel, m.notify_code AS m_notify_code, \
     m.new_face_version AS m_new_face_version, m.msg_source AS m_msg_source, m.visible_to AS m_visible_to";
 
-fn decode_message(row: &AnyRow) -> std::result::Result<Option<StoredMessage>, sqlx::Error> {
-    let Some(seqno) = row.try_get::<Option<i64>, _>("m_seqno")? else {
+fn decode_message(row: &dyn Get) -> Result<Option<StoredMessage>> {
+    let Some(seqno) = row.opt_i64("m_seqno")? else {
         return Ok(None);
     };
-    let at_uids: Option<String> = row.try_get("m_at_uids")?;
-    let msg_type = row.try_get::<i64, _>("m_msg_type")? as u32;
-    let sys_cancel: i64 = row.try_get("m_sys_cancel")?;
+    let at_uids = row.opt_str("m_at_uids")?;
+    let msg_type = row.i64("m_msg_type")? as u32;
+    let sys_cancel = row.i64("m_sys_cancel")?;
     Ok(Some(StoredMessage {
-        conv_id: row.try_get("m_conv_id")?,
-        visible_to: row.try_get::<Option<i64>, _>("m_visible_to")?.map(u),
+        conv_id: row.i64("m_conv_id")?,
+        visible_to: row.opt_i64("m_visible_to")?.map(u),
         msg: sixin_proto::Message {
-            sender_uid: u(row.try_get("m_sender_uid")?),
-            receiver_type: row.try_get::<i64, _>("m_receiver_type")? as u8,
-            receiver_id: u(row.try_get("m_receiver_id")?),
+            sender_uid: row.u64("m_sender_uid")?,
+            receiver_type: row.i64("m_receiver_type")? as u8,
+            receiver_id: row.u64("m_receiver_id")?,
             msg_type,
-            content: row.try_get("m_content")?,
+            content: row.str("m_content")?,
             msg_seqno: u(seqno),
-            timestamp: row.try_get("m_ts")?,
+            timestamp: row.i64("m_ts")?,
             at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
-            msg_key: u(row.try_get("m_msg_key")?),
-            msg_status: row.try_get::<i64, _>("m_msg_status")? as u32,
+            msg_key: row.u64("m_msg_key")?,
+            msg_status: row.i64("m_msg_status")? as u32,
             sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0)
                 .then_some(true),
-            notify_code: row.try_get("m_notify_code")?,
-            new_face_version: Some(row.try_get::<i64, _>("m_new_face_version")? as u8),
-            msg_source: row.try_get::<i64, _>("m_msg_source")? as u32,
+            notify_code: row.str("m_notify_code")?,
+            new_face_version: Some(row.i64("m_new_face_version")? as u8),
+            msg_source: row.i64("m_msg_source")? as u32,
         },
     }))
+}
+
+fn decode_msg(row: &dyn Get) -> Result<Option<sixin_proto::Message>> {
+    Ok(decode_message(row)?.map(|m| m.msg))
 }
 
 const SESSION_SELECT: &str =
@@ -344,46 +398,54 @@ const SESSION_JOINS: &str = " FROM sessions s \
     LEFT JOIN users u ON u.mid = s.talker_id \
     LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
 
-fn decode_session(row: &AnyRow) -> std::result::Result<SessionRow, sqlx::Error> {
+fn decode_session(row: &dyn Get) -> Result<SessionRow> {
     Ok(SessionRow {
-        owner: u(row.try_get("owner")?),
-        session_type: row.try_get::<i64, _>("session_type")? as u8,
-        talker_id: u(row.try_get("talker_id")?),
-        conv_id: row.try_get("conv_id")?,
-        ack_seqno: u(row.try_get("ack_seqno")?),
-        ack_ts: row.try_get("ack_ts")?,
-        session_ts: row.try_get("session_ts")?,
-        last_seqno: u(row.try_get("last_seqno")?),
-        unread_count: u(row.try_get("unread_count")?),
-        top_ts: row.try_get("top_ts")?,
-        is_dnd: row.try_get::<i64, _>("is_dnd")? != 0,
-        push_setting: row.try_get::<i64, _>("push_setting")? as u8,
-        removed: row.try_get::<i64, _>("removed")? != 0,
-        is_intercept: row.try_get::<i64, _>("is_intercept")? != 0,
-        is_trust: row.try_get::<i64, _>("is_trust")? != 0,
-        max_seqno: u(row.try_get("max_seqno")?),
-        follows: row.try_get::<i64, _>("follows")? != 0,
-        talker_system_type: row.try_get::<i64, _>("talker_system_type")? as u8,
-        last_msg: decode_message(row)?.map(|m| m.msg),
-        manual_sent: u(row.try_get("manual_sent")?),
-        biz_unread: u(row.try_get("biz_unread")?),
-        official_unread: u(row.try_get("official_unread")?),
+        owner: row.u64("owner")?,
+        session_type: row.i64("session_type")? as u8,
+        talker_id: row.u64("talker_id")?,
+        conv_id: row.opt_i64("conv_id")?,
+        ack_seqno: row.u64("ack_seqno")?,
+        ack_ts: row.i64("ack_ts")?,
+        session_ts: row.i64("session_ts")?,
+        last_seqno: row.u64("last_seqno")?,
+        unread_count: row.u64("unread_count")?,
+        top_ts: row.i64("top_ts")?,
+        is_dnd: row.flag("is_dnd")?,
+        push_setting: row.i64("push_setting")? as u8,
+        removed: row.flag("removed")?,
+        is_intercept: row.flag("is_intercept")?,
+        is_trust: row.flag("is_trust")?,
+        max_seqno: row.u64("max_seqno")?,
+        follows: row.flag("follows")?,
+        talker_system_type: row.i64("talker_system_type")? as u8,
+        last_msg: decode_msg(row)?,
+        manual_sent: row.u64("manual_sent")?,
+        biz_unread: row.u64("biz_unread")?,
+        official_unread: row.u64("official_unread")?,
         group: None,
     })
 }
 
-fn decode_user(row: &AnyRow) -> std::result::Result<User, sqlx::Error> {
+fn decode_user(row: &dyn Get) -> Result<User> {
     Ok(User {
-        mid: u(row.try_get("mid")?),
-        name: row.try_get("name")?,
-        face: row.try_get("face")?,
-        sign: row.try_get("sign")?,
-        level: row.try_get::<i64, _>("level")? as u8,
-        password_hash: row.try_get("password_hash")?,
-        system_msg_type: row.try_get::<i64, _>("system_msg_type")? as u8,
-        created_ms: row.try_get("created_ms")?,
-        privacy: row.try_get::<i64, _>("privacy")? as u8,
-        flagged: row.try_get::<i64, _>("flagged")? != 0,
+        mid: row.u64("mid")?,
+        name: row.str("name")?,
+        face: row.str("face")?,
+        sign: row.str("sign")?,
+        level: row.i64("level")? as u8,
+        password_hash: row.opt_str("password_hash")?,
+        system_msg_type: row.i64("system_msg_type")? as u8,
+        created_ms: row.i64("created_ms")?,
+        privacy: row.i64("privacy")? as u8,
+        flagged: row.flag("flagged")?,
+    })
+}
+
+fn decode_relation(r: &dyn Get) -> Result<Relation> {
+    Ok(Relation {
+        follow: r.flag("follow")?,
+        special: r.flag("special")?,
+        block: r.flag("block")?,
     })
 }
 
@@ -404,8 +466,8 @@ fn placeholders(from: usize, n: usize) -> String {
 
 /// One insert (see [`Store::insert_messages`]) on a connection inside a transaction; returns
 /// the stored messages and the rows written. On error the caller rolls back.
-async fn insert_in(
-    tx: &mut sqlx::AnyConnection,
+async fn insert_in<E: Exec>(
+    tx: &mut E,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
@@ -421,32 +483,23 @@ async fn insert_in(
     let (conv_id, max) = match peer {
         Peer::Pair { a, b } => {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let row = sqlx::query(
-                    "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
-                     VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
-                     max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
-                )
-                .bind(format!("{lo}:{hi}"))
-                .bind(i(lo))
-                .bind(i(hi))
-                .bind(n)
-                .bind(now_us)
-                .fetch_one(&mut *tx)
-                .await?;
-            (
-                row.try_get::<i64, _>("id")?,
-                row.try_get::<i64, _>("max_seqno")?,
+            tx.one(
+                "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
+                 VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (pair_key) DO UPDATE SET \
+                 max_seqno = conversations.max_seqno + $4, last_ts_us = $5 RETURNING id, max_seqno",
+                &args![format!("{lo}:{hi}"), i(lo), i(hi), n, now_us],
+                |r| Ok((r.i64("id")?, r.i64("max_seqno")?)),
             )
+            .await?
         }
         Peer::Group { conv_id, .. } => {
-            let max: i64 = sqlx::query_scalar(
-                    "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 WHERE id = $3 \
-                     RETURNING max_seqno",
+            let max = tx
+                .one(
+                    "UPDATE conversations SET max_seqno = max_seqno + $1, last_ts_us = $2 \
+                     WHERE id = $3 RETURNING max_seqno",
+                    &args![n, now_us, conv_id],
+                    |r| r.i64("max_seqno"),
                 )
-                .bind(n)
-                .bind(now_us)
-                .bind(conv_id)
-                .fetch_one(&mut *tx)
                 .await?;
             (conv_id, max)
         }
@@ -455,14 +508,14 @@ async fn insert_in(
     let first_seqno = u(max - n + 1);
 
     if let (Some(sender), Peer::Group { group_id, .. }) = (insert.member_of_open_group, peer) {
-        let open: Option<i64> = sqlx::query_scalar(
-            "SELECT g.state FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+        let open = tx
+            .opt(
+                "SELECT g.state FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
                  AND gm.mid = $2 AND gm.left_seqno = 0 WHERE g.group_id = $1",
-        )
-        .bind(i(group_id))
-        .bind(i(sender))
-        .fetch_optional(&mut *tx)
-        .await?;
+                &args![i(group_id), i(sender)],
+                |r| r.i64("state"),
+            )
+            .await?;
         if open != Some(0) {
             return Err(StoreError::Stale);
         }
@@ -471,28 +524,29 @@ async fn insert_in(
     if let (Some(limit), Peer::Pair { a, b }) = (insert.max_manual_sent, peer) {
         let sender = insert.messages[0].sender_uid;
         let other = if sender == a { b } else { a };
-        let sent: Option<i64> = sqlx::query_scalar(
-                "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2",
+        let sent = tx
+            .opt(
+                "SELECT manual_sent FROM sessions WHERE owner = $1 AND session_type = 1 \
+                 AND talker_id = $2",
+                &args![i(sender), i(other)],
+                |r| r.u64("manual_sent"),
             )
-            .bind(i(sender))
-            .bind(i(other))
-            .fetch_optional(&mut *tx)
             .await?;
-        if u(sent.unwrap_or(0)) >= limit {
+        if sent.unwrap_or(0) >= limit {
             return Err(StoreError::Conflict);
         }
     }
 
     if let Some(target) = insert.recall_target {
-        let r = sqlx::query(
-                "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 AND msg_status = 0",
+        let changed = tx
+            .exec(
+                "UPDATE messages SET msg_status = 1 WHERE msg_key = $1 AND conv_id = $2 \
+                 AND msg_status = 0",
+                &args![i(target), conv_id],
             )
-            .bind(i(target))
-            .bind(conv_id)
-            .execute(&mut *tx)
             .await?;
-        written += r.rows_affected();
-        if r.rows_affected() != 1 {
+        written += changed;
+        if changed != 1 {
             return Err(StoreError::Stale);
         }
     }
@@ -506,34 +560,36 @@ async fn insert_in(
             .at_uids
             .as_ref()
             .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-        sqlx::query(
-                "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
-                 msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
-                 msg_source, visible_to, dev_id, push_kind) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(conv_id)
-            .bind(i(seqno))
-            .bind(i(key))
-            .bind(i(m.sender_uid))
-            .bind(i64::from(m.receiver_type))
-            .bind(i(m.receiver_id))
-            .bind(i64::from(m.msg_type))
-            .bind(&m.content)
-            .bind(ts)
-            .bind(at_uids)
-            .bind(&m.notify_code)
-            .bind(i64::from(m.new_face_version))
-            .bind(i64::from(m.msg_source))
-            .bind(m.visible_to.map(i))
-            .bind(&m.dev_id)
-            .bind(match (m.push, m.official) {
-                (false, _) => 0i64,
-                (true, false) => 1,
-                (true, true) => 2,
-            })
-            .execute(&mut *tx)
-            .await?;
+        let push_kind: i64 = match (m.push, m.official) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
+        tx.exec(
+            "INSERT INTO messages (conv_id, seqno, msg_key, sender_uid, receiver_type, receiver_id, \
+             msg_type, content, ts, at_uids, msg_status, sys_cancel, notify_code, new_face_version, \
+             msg_source, visible_to, dev_id, push_kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15, $16)",
+            &args![
+                conv_id,
+                i(seqno),
+                i(key),
+                i(m.sender_uid),
+                i64::from(m.receiver_type),
+                i(m.receiver_id),
+                i64::from(m.msg_type),
+                &m.content,
+                ts,
+                at_uids,
+                &m.notify_code,
+                i64::from(m.new_face_version),
+                i64::from(m.msg_source),
+                m.visible_to.map(i),
+                &m.dev_id,
+                push_kind,
+            ],
+        )
+        .await?;
         written += 1;
         stored.push(StoredMessage {
             conv_id,
@@ -561,33 +617,26 @@ async fn insert_in(
     if let Peer::Group { group_id, .. } = peer {
         for m in &stored {
             for mid in m.msg.at_uids.iter().flatten().filter(|m| **m != 0) {
-                let r = sqlx::query(
-                    "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
+                written += tx
+                    .exec(
+                        "INSERT INTO group_mentions (group_id, mid, seqno) VALUES ($1, $2, $3) \
                          ON CONFLICT (group_id, mid, seqno) DO NOTHING",
-                )
-                .bind(i(group_id))
-                .bind(i(*mid))
-                .bind(i(m.msg.msg_seqno))
-                .execute(&mut *tx)
-                .await?;
-                written += r.rows_affected();
+                        &args![i(group_id), i(*mid), i(m.msg.msg_seqno)],
+                    )
+                    .await?;
             }
         }
         // Members' views are derived from the group's counter; only the sender's read
         // mark moves (and brings the session back if they had removed it).
         if insert.sender_reads && sender != 0 {
             let last = stored.last().map_or(0, |m| m.msg.msg_seqno);
-            let r = sqlx::query(
-                "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
+            written += tx
+                .exec(
+                    "UPDATE sessions SET ack_seqno = $1, ack_ts = $2, removed = 0 \
                      WHERE owner = $3 AND session_type = 2 AND talker_id = $4 AND ack_seqno < $1",
-            )
-            .bind(i(last))
-            .bind(now_us)
-            .bind(i(sender))
-            .bind(i(group_id))
-            .execute(&mut *tx)
-            .await?;
-            written += r.rows_affected();
+                    &args![i(last), now_us, i(sender), i(group_id)],
+                )
+                .await?;
         }
     }
     let pair = match peer {
@@ -618,16 +667,21 @@ async fn insert_in(
             .count() as i64;
         let intercept = i64::from(insert.intercept_receiver && owner != sender);
         let reads = owner == sender && insert.sender_reads;
-        let sql = if reads {
-            "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, \
-                 last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
+        written += if reads {
+            tx.exec(
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, \
+                 session_ts, last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
                  VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
                  session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
-                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0"
+                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0",
+                &args![i(owner), i(talker), conv_id, i(last), now_us, manual],
+            )
+            .await?
         } else {
-            "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
+            tx.exec(
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
                  unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
                  VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
@@ -635,24 +689,69 @@ async fn insert_in(
                  unread_count = sessions.unread_count + $7, biz_unread = sessions.biz_unread + $8, \
                  official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
                  removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
-                 ELSE sessions.is_intercept END"
+                 ELSE sessions.is_intercept END",
+                &args![
+                    i(owner),
+                    i(talker),
+                    conv_id,
+                    i(last),
+                    now_us,
+                    manual,
+                    unread,
+                    biz,
+                    official,
+                    intercept
+                ],
+            )
+            .await?
         };
-        let mut q = sqlx::query(sql)
-            .bind(i(owner))
-            .bind(i(talker))
-            .bind(conv_id)
-            .bind(i(last))
-            .bind(now_us)
-            .bind(manual);
-        if !reads {
-            q = q.bind(unread).bind(biz).bind(official).bind(intercept);
-        }
-        written += q.execute(&mut *tx).await?.rows_affected();
     }
     Ok((stored, written))
 }
 
 impl SqlStore {
+    /// Runs a read: on SQLite inline on a reader connection, on PostgreSQL through the pool.
+    async fn rows<T: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>> {
+        match &self.readers {
+            Some(r) => r.with(|c| c.query(sql, &args, decode, true)),
+            None => {
+                let mut c = self.read.acquire().await?;
+                (*c).all(sql, &args, decode).await
+            }
+        }
+    }
+
+    /// [`Self::rows`] for statements whose text varies with their arguments (IN lists), or
+    /// that PostgreSQL must plan for the values at hand.
+    async fn rows_unprepared<T: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>> {
+        match &self.readers {
+            Some(r) => r.with(|c| c.query(sql, &args, decode, false)),
+            None => {
+                let mut c = self.read.acquire().await?;
+                all_unprepared(&mut c, sql, &args, decode).await
+            }
+        }
+    }
+
+    async fn row<T: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>> {
+        Ok(self.rows(sql, args, decode).await?.into_iter().next())
+    }
+
     fn lock_suffix(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => " FOR UPDATE",
@@ -781,11 +880,12 @@ impl Store for SqlStore {
     }
 
     async fn user(&self, mid: u64) -> Result<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE mid = $1"))
-            .bind(i(mid))
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.as_ref().map(decode_user).transpose()?)
+        self.row(
+            &format!("SELECT {USER_COLS} FROM users WHERE mid = $1"),
+            args![i(mid)],
+            decode_user,
+        )
+        .await
     }
 
     async fn users(&self, mids: &[u64]) -> Result<Vec<User>> {
@@ -796,15 +896,8 @@ impl Store for SqlStore {
             "SELECT {USER_COLS} FROM users WHERE mid IN ({})",
             placeholders(1, mids.len())
         );
-        let mut q = sqlx::query(&sql);
-        for m in mids {
-            q = q.bind(i(*m));
-        }
-        let rows = q.fetch_all(&self.read).await?;
-        Ok(rows
-            .iter()
-            .map(decode_user)
-            .collect::<std::result::Result<_, _>>()?)
+        self.rows_unprepared(&sql, mids.iter().map(|m| Arg::I(i(*m))).collect(), decode_user)
+            .await
     }
 
     async fn user_count(&self) -> Result<u64> {
@@ -830,21 +923,19 @@ impl Store for SqlStore {
     }
 
     async fn login(&self, sessdata_hash: &str) -> Result<Option<Login>> {
-        let row = sqlx::query(
+        self.row(
             "SELECT mid, bili_jct, expires_ms, revoked FROM logins WHERE sessdata_hash = $1",
+            args![sessdata_hash],
+            |r| {
+                Ok(Login {
+                    mid: r.u64("mid")?,
+                    bili_jct: r.str("bili_jct")?,
+                    expires_ms: r.i64("expires_ms")?,
+                    revoked: r.flag("revoked")?,
+                })
+            },
         )
-        .bind(sessdata_hash)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(Login {
-                mid: u(r.try_get("mid")?),
-                bili_jct: r.try_get("bili_jct")?,
-                expires_ms: r.try_get("expires_ms")?,
-                revoked: r.try_get::<i64, _>("revoked")? != 0,
-            }),
-            None => None,
-        })
+        .await
     }
 
     async fn revoke_logins(&self, mid: u64) -> Result<u64> {
@@ -865,59 +956,47 @@ impl Store for SqlStore {
     }
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation> {
-        let row =
-            sqlx::query("SELECT follow, special, block FROM relations WHERE mid = $1 AND fid = $2")
-                .bind(i(mid))
-                .bind(i(fid))
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(match row {
-            Some(r) => Relation {
-                follow: r.try_get::<i64, _>("follow")? != 0,
-                special: r.try_get::<i64, _>("special")? != 0,
-                block: r.try_get::<i64, _>("block")? != 0,
-            },
-            None => Relation::default(),
-        })
+        Ok(self
+            .row(
+                "SELECT follow, special, block FROM relations WHERE mid = $1 AND fid = $2",
+                args![i(mid), i(fid)],
+                decode_relation,
+            )
+            .await?
+            .unwrap_or_default())
     }
 
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState> {
         let mut st = PairState::default();
-        let rows = sqlx::query(
-            "SELECT mid, follow, special, block FROM relations \
-             WHERE (mid = $1 AND fid = $2) OR (mid = $2 AND fid = $1)",
-        )
-        .bind(i(a))
-        .bind(i(b))
-        .fetch_all(&self.read)
-        .await?;
-        for r in &rows {
-            let rel = Relation {
-                follow: r.try_get::<i64, _>("follow")? != 0,
-                special: r.try_get::<i64, _>("special")? != 0,
-                block: r.try_get::<i64, _>("block")? != 0,
-            };
-            if u(r.try_get("mid")?) == a {
+        let rels = self
+            .rows(
+                "SELECT mid, follow, special, block FROM relations \
+                 WHERE (mid = $1 AND fid = $2) OR (mid = $2 AND fid = $1)",
+                args![i(a), i(b)],
+                |r| Ok((r.u64("mid")?, decode_relation(r)?)),
+            )
+            .await?;
+        for (mid, rel) in rels {
+            if mid == a {
                 st.a_to_b = rel;
             } else {
                 st.b_to_a = rel;
             }
         }
-        let rows = sqlx::query(
-            "SELECT owner, manual_sent, is_trust FROM sessions WHERE session_type = 1 \
-             AND ((owner = $1 AND talker_id = $2) OR (owner = $2 AND talker_id = $1))",
-        )
-        .bind(i(a))
-        .bind(i(b))
-        .fetch_all(&self.read)
-        .await?;
-        for r in &rows {
-            let sent = u(r.try_get("manual_sent")?);
-            if u(r.try_get("owner")?) == a {
+        let sessions = self
+            .rows(
+                "SELECT owner, manual_sent, is_trust FROM sessions WHERE session_type = 1 \
+                 AND ((owner = $1 AND talker_id = $2) OR (owner = $2 AND talker_id = $1))",
+                args![i(a), i(b)],
+                |r| Ok((r.u64("owner")?, r.u64("manual_sent")?, r.flag("is_trust")?)),
+            )
+            .await?;
+        for (owner, sent, trust) in sessions {
+            if owner == a {
                 st.a_manual_sent = sent;
             } else {
                 st.b_manual_sent = sent;
-                st.b_trusts_a = r.try_get::<i64, _>("is_trust")? != 0;
+                st.b_trusts_a = trust;
             }
         }
         Ok(st)
@@ -961,9 +1040,9 @@ impl Store for SqlStore {
         insert: Insert,
         key_of: KeyFn,
     ) -> Result<Vec<StoredMessage>> {
-        if self.backend == Backend::Sqlite {
+        if let Some(writer) = &self.writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            self.writer
+            writer
                 .submit(Job::Insert {
                     peer,
                     insert,
@@ -976,11 +1055,10 @@ impl Store for SqlStore {
                 .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
         let mut tx = self.write.begin().await?;
-        match insert_in(&mut tx, peer, &insert, &*key_of).await {
+        match insert_in(&mut *tx, peer, &insert, &*key_of).await {
             Ok((stored, written)) => {
                 tx.commit().await?;
-                self.writer
-                    .rows_written
+                self.rows_written
                     .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
                 Ok(stored)
             }
@@ -992,16 +1070,14 @@ impl Store for SqlStore {
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.msg_key = $1"
-        ))
-        .bind(i(msg_key))
-        .fetch_optional(&self.read)
-        .await?;
-        match row {
-            Some(r) => Ok(decode_message(&r)?),
-            None => Ok(None),
-        }
+        Ok(self
+            .row(
+                &format!("SELECT {MSG_COLS} FROM messages m WHERE m.msg_key = $1"),
+                args![i(msg_key)],
+                decode_message,
+            )
+            .await?
+            .flatten())
     }
 
     async fn pair_conversation(&self, a: u64, b: u64) -> Result<Option<i64>> {
@@ -1016,11 +1092,13 @@ impl Store for SqlStore {
         {
             return Ok(Some(*id));
         }
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM conversations WHERE pair_key = $1")
-                .bind(format!("{lo}:{hi}"))
-                .fetch_optional(&self.read)
-                .await?;
+        let id = self
+            .row(
+                "SELECT id FROM conversations WHERE pair_key = $1",
+                args![format!("{lo}:{hi}")],
+                |r| r.i64("id"),
+            )
+            .await?;
         if let Some(id) = id {
             let mut map = self.pair_ids.write().unwrap_or_else(|e| e.into_inner());
             if map.len() >= 1_000_000 {
@@ -1060,21 +1138,20 @@ impl Store for SqlStore {
             " ORDER BY m.seqno DESC"
         });
         sql.push_str(&format!(" LIMIT ${n}"));
-        let mut q = sqlx::query(&sql).bind(conv_id).bind(i(viewer));
+        let mut args = args![conv_id, i(viewer)];
         if let Some(b) = w.begin {
-            q = q.bind(i(b.min(i64::MAX as u64)));
+            args.push(Arg::I(i(b.min(i64::MAX as u64))));
         }
         if let Some(e) = w.end {
-            q = q.bind(i(e.min(i64::MAX as u64)));
+            args.push(Arg::I(i(e.min(i64::MAX as u64))));
         }
-        q = q.bind(i64::from(w.limit));
-        let rows = q.fetch_all(&self.read).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            if let Some(m) = decode_message(r)? {
-                out.push(m.msg);
-            }
-        }
+        args.push(Arg::I(i64::from(w.limit)));
+        let mut out: Vec<sixin_proto::Message> = self
+            .rows(&sql, args, decode_msg)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         if w.oldest_first {
             out.reverse();
         }
@@ -1090,13 +1167,12 @@ impl Store for SqlStore {
         let sql = format!(
             "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3"
         );
-        let row = sqlx::query(&sql)
-            .bind(i(owner))
-            .bind(i64::from(session_type))
-            .bind(i(talker_id))
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.as_ref().map(decode_session).transpose()?)
+        self.row(
+            &sql,
+            args![i(owner), i64::from(session_type), i(talker_id)],
+            decode_session,
+        )
+        .await
     }
 
     async fn sessions(&self, owner: u64, q: &SessionQuery) -> Result<Vec<SessionRow>> {
@@ -1145,20 +1221,13 @@ impl Store for SqlStore {
         }
         n += 1;
         sql.push_str(&format!(" LIMIT ${n}"));
-        let mut query = sqlx::query(&sql).bind(i(owner));
+        let mut args = args![i(owner)];
         if !q.pinned {
-            if let Some(a) = q.after {
-                query = query.bind(a);
-            }
-            if let Some(b) = q.before {
-                query = query.bind(b);
-            }
+            args.extend(q.after.map(Arg::I));
+            args.extend(q.before.map(Arg::I));
         }
-        let rows = query.bind(i64::from(q.limit)).fetch_all(&self.read).await?;
-        Ok(rows
-            .iter()
-            .map(decode_session)
-            .collect::<std::result::Result<_, _>>()?)
+        args.push(Arg::I(i64::from(q.limit)));
+        self.rows(&sql, args, decode_session).await
     }
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
@@ -1167,16 +1236,8 @@ impl Store for SqlStore {
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
              ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
-            .bind(i(owner))
-            .bind(since)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(decode_session)
-            .collect::<std::result::Result<_, _>>()?)
+        self.rows(&sql, args![i(owner), since, i64::from(limit)], decode_session)
+            .await
     }
 
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
@@ -1190,41 +1251,34 @@ impl Store for SqlStore {
              AND s.talker_id IN ({}) AND s.last_seqno > 0",
             placeholders(2, talkers.len())
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql)
-            .persistent(false)
-            .bind(i(owner));
-        for t in talkers {
-            q = q.bind(i(*t));
-        }
-        Ok(q.fetch_all(&self.read).await?.into_iter().map(u).collect())
+        let mut args = args![i(owner)];
+        args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
+        self.rows_unprepared(&sql, args, |r| r.u64("talker_id")).await
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
-        let rows = sqlx::query(
+        self.rows(
             "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
              COALESCE(r.follow, 0) AS follows, \
              COALESCE(u.system_msg_type, 0) AS talker_system_type, s.is_intercept FROM sessions s \
              LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
              LEFT JOIN users u ON u.mid = s.talker_id \
              WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
-        )
-        .bind(i(owner))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
+            args![i(owner)],
+            |r| {
                 Ok(UnreadRow {
-                    talker_id: u(r.try_get("talker_id")?),
-                    unread: u(r.try_get("unread_count")?),
-                    biz_unread: u(r.try_get("biz_unread")?),
-                    official_unread: u(r.try_get("official_unread")?),
-                    push_setting: r.try_get::<i64, _>("push_setting")? as u8,
-                    follows: r.try_get::<i64, _>("follows")? != 0,
-                    talker_system_type: r.try_get::<i64, _>("talker_system_type")? as u8,
-                    is_intercept: r.try_get::<i64, _>("is_intercept")? != 0,
+                    talker_id: r.u64("talker_id")?,
+                    unread: r.u64("unread_count")?,
+                    biz_unread: r.u64("biz_unread")?,
+                    official_unread: r.u64("official_unread")?,
+                    push_setting: r.i64("push_setting")? as u8,
+                    follows: r.flag("follows")?,
+                    talker_system_type: r.i64("talker_system_type")? as u8,
+                    is_intercept: r.flag("is_intercept")?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn ack(
@@ -1367,27 +1421,16 @@ impl Store for SqlStore {
             "SELECT talker_id, is_dnd FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id IN ({})",
             placeholders(3, talkers.len())
         );
-        let mut q = sqlx::query(&sql)
-            .bind(i(owner))
-            .bind(i64::from(session_type));
-        for t in talkers {
-            q = q.bind(i(*t));
-        }
-        let rows = q.fetch_all(&self.read).await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    u(r.try_get("talker_id")?),
-                    r.try_get::<i64, _>("is_dnd")? != 0,
-                ))
-            })
-            .collect()
+        let mut args = args![i(owner), i64::from(session_type)];
+        args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
+        self.rows_unprepared(&sql, args, |r| Ok((r.u64("talker_id")?, r.flag("is_dnd")?)))
+            .await
     }
 
     async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
-        if self.backend == Backend::Sqlite {
+        if let Some(writer) = &self.writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            self.writer
+            writer
                 .submit(Job::Hit {
                     key: key.to_string(),
                     win,
@@ -1399,15 +1442,18 @@ impl Store for SqlStore {
                 .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
         let mut conn = self.write.acquire().await?;
-        count_hit_in(&mut conn, key, win).await
+        count_hit_in(&mut *conn, key, win).await
     }
 
     async fn server_flag(&self, name: &str) -> Result<i64> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM server_flags WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(v.unwrap_or(0))
+        Ok(self
+            .row(
+                "SELECT value FROM server_flags WHERE name = $1",
+                args![name],
+                |r| r.i64("value"),
+            )
+            .await?
+            .unwrap_or(0))
     }
 
     async fn set_server_flag(&self, name: &str, value: i64) -> Result<()> {
@@ -1441,21 +1487,21 @@ impl Store for SqlStore {
     }
 
     async fn auto_replies(&self, mid: u64) -> Result<AutoReplies> {
-        let row = sqlx::query(
-            "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
-        )
-        .bind(i(mid))
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match row {
-            Some(r) => AutoReplies {
-                follow_reply: r.try_get("follow_reply")?,
-                message_reply: r.try_get("message_reply")?,
-                keyword_replies: serde_json::from_str(&r.try_get::<String, _>("keyword_replies")?)
-                    .unwrap_or_default(),
-            },
-            None => AutoReplies::default(),
-        })
+        Ok(self
+            .row(
+                "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
+                args![i(mid)],
+                |r| {
+                    Ok(AutoReplies {
+                        follow_reply: r.str("follow_reply")?,
+                        message_reply: r.str("message_reply")?,
+                        keyword_replies: serde_json::from_str(&r.str("keyword_replies")?)
+                            .unwrap_or_default(),
+                    })
+                },
+            )
+            .await?
+            .unwrap_or_default())
     }
 
     async fn set_auto_replies(&self, mid: u64, a: &AutoReplies) -> Result<()> {
@@ -1509,13 +1555,12 @@ impl Store for SqlStore {
     }
 
     async fn intercepted_talkers(&self, owner: u64) -> Result<Vec<u64>> {
-        let rows: Vec<i64> = sqlx::query_scalar(
+        self.rows(
             "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 AND is_intercept = 1",
+            args![i(owner)],
+            |r| r.u64("talker_id"),
         )
-        .bind(i(owner))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(u).collect())
+        .await
     }
 
     async fn create_group(
@@ -1577,26 +1622,24 @@ impl Store for SqlStore {
     }
 
     async fn group(&self, group_id: u64) -> Result<Option<Group>> {
-        let row = sqlx::query(
+        self.row(
             "SELECT g.group_id, g.conv_id, g.owner, g.name, g.cover, g.group_type, g.state, c.max_seqno \
              FROM groups g JOIN conversations c ON c.id = g.conv_id WHERE g.group_id = $1",
+            args![i(group_id)],
+            |r| {
+                Ok(Group {
+                    group_id: r.u64("group_id")?,
+                    conv_id: r.i64("conv_id")?,
+                    owner: r.u64("owner")?,
+                    name: r.str("name")?,
+                    cover: r.str("cover")?,
+                    group_type: r.i64("group_type")? as u8,
+                    state: r.i64("state")? as u8,
+                    max_seqno: r.u64("max_seqno")?,
+                })
+            },
         )
-        .bind(i(group_id))
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(Group {
-                group_id: u(r.try_get("group_id")?),
-                conv_id: r.try_get("conv_id")?,
-                owner: u(r.try_get("owner")?),
-                name: r.try_get("name")?,
-                cover: r.try_get("cover")?,
-                group_type: r.try_get::<i64, _>("group_type")? as u8,
-                state: r.try_get::<i64, _>("state")? as u8,
-                max_seqno: u(r.try_get("max_seqno")?),
-            }),
-            None => None,
-        })
+        .await
     }
 
     async fn set_group_state(&self, group_id: u64, state: u8) -> Result<()> {
@@ -1614,20 +1657,17 @@ impl Store for SqlStore {
     }
 
     async fn member(&self, group_id: u64, mid: u64) -> Result<Option<Member>> {
-        let row = sqlx::query(
+        self.row(
             "SELECT joined_us, left_seqno FROM group_members WHERE group_id = $1 AND mid = $2",
+            args![i(group_id), i(mid)],
+            |r| {
+                Ok(Member {
+                    joined_us: r.i64("joined_us")?,
+                    left_seqno: r.u64("left_seqno")?,
+                })
+            },
         )
-        .bind(i(group_id))
-        .bind(i(mid))
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(Member {
-                joined_us: r.try_get("joined_us")?,
-                left_seqno: u(r.try_get("left_seqno")?),
-            }),
-            None => None,
-        })
+        .await
     }
 
     async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()> {
@@ -1745,61 +1785,52 @@ impl Store for SqlStore {
             n += 1;
             sql.push_str(&format!(" AND {VIEW_TS} < ${n}"));
         }
-        let mut query = sqlx::query(&sql).bind(i(owner));
-        if let Some(g) = q.group_id {
-            query = query.bind(i(g));
-        }
-        if let Some(a) = q.after {
-            query = query.bind(a);
-        }
-        if let Some(b) = q.before {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        rows.iter()
-            .map(|r| {
-                let max = u(r.try_get("max_seqno")?);
-                let ack = u(r.try_get("ack_seqno")?);
-                Ok(SessionRow {
-                    owner: u(r.try_get("owner")?),
-                    session_type: 2,
-                    talker_id: u(r.try_get("talker_id")?),
-                    conv_id: r.try_get("conv_id")?,
-                    ack_seqno: ack,
-                    ack_ts: r.try_get("ack_ts")?,
-                    session_ts: r.try_get("session_ts")?,
-                    last_seqno: max,
-                    unread_count: max.saturating_sub(ack),
-                    top_ts: r.try_get("top_ts")?,
-                    is_dnd: r.try_get::<i64, _>("is_dnd")? != 0,
-                    push_setting: r.try_get::<i64, _>("push_setting")? as u8,
-                    removed: r.try_get::<i64, _>("removed")? != 0,
-                    is_intercept: false,
-                    is_trust: false,
-                    max_seqno: max,
-                    follows: false,
-                    talker_system_type: 0,
-                    last_msg: decode_message(r)?.map(|m| m.msg),
-                    manual_sent: 0,
-                    biz_unread: 0,
-                    official_unread: 0,
-                    group: Some(GroupView {
-                        name: r.try_get("g_name")?,
-                        cover: r.try_get("g_cover")?,
-                        group_type: r.try_get::<i64, _>("g_type")? as u8,
-                        state: r.try_get::<i64, _>("g_state")? as u8,
-                        joined_us: r.try_get("joined_us")?,
-                        left_seqno: u(r.try_get("left_seqno")?),
-                        at_seqno: u(r.try_get("at_seqno")?),
-                    }),
-                })
+        let mut args = args![i(owner)];
+        args.extend(q.group_id.map(|g| Arg::I(i(g))));
+        args.extend(q.after.map(Arg::I));
+        args.extend(q.before.map(Arg::I));
+        self.rows(&sql, args, |r| {
+            let max = r.u64("max_seqno")?;
+            let ack = r.u64("ack_seqno")?;
+            Ok(SessionRow {
+                owner: r.u64("owner")?,
+                session_type: 2,
+                talker_id: r.u64("talker_id")?,
+                conv_id: r.opt_i64("conv_id")?,
+                ack_seqno: ack,
+                ack_ts: r.i64("ack_ts")?,
+                session_ts: r.i64("session_ts")?,
+                last_seqno: max,
+                unread_count: max.saturating_sub(ack),
+                top_ts: r.i64("top_ts")?,
+                is_dnd: r.flag("is_dnd")?,
+                push_setting: r.i64("push_setting")? as u8,
+                removed: r.flag("removed")?,
+                is_intercept: false,
+                is_trust: false,
+                max_seqno: max,
+                follows: false,
+                talker_system_type: 0,
+                last_msg: decode_msg(r)?,
+                manual_sent: 0,
+                biz_unread: 0,
+                official_unread: 0,
+                group: Some(GroupView {
+                    name: r.str("g_name")?,
+                    cover: r.str("g_cover")?,
+                    group_type: r.i64("g_type")? as u8,
+                    state: r.i64("g_state")? as u8,
+                    joined_us: r.i64("joined_us")?,
+                    left_seqno: r.u64("left_seqno")?,
+                    at_seqno: r.u64("at_seqno")?,
+                }),
             })
-            .collect()
+        })
+        .await
     }
 
     fn rows_written(&self) -> u64 {
-        self.writer
-            .rows_written
+        self.rows_written
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -1914,7 +1945,9 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.row("SELECT 1 AS one", Vec::new(), |r| r.i64("one"))
+            .await?
+            .ok_or(StoreError::NotFound)?;
         Ok(())
     }
 }

@@ -1,0 +1,390 @@
+//! Statements written once, run on either driver.
+//!
+//! A statement is its SQL text (`$n` placeholders, the dialect both backends share) plus a list
+//! of [`Arg`]s; rows are read through [`Get`] by column name. [`Exec`] runs statements on an
+//! sqlx connection (PostgreSQL) or directly on a SQLite connection ([`Native`]), which is what
+//! the SQLite store uses for its reads and its group-commit writer: no thread hand-off per
+//! statement, and prepared statements kept per connection.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+use super::{Result, StoreError};
+
+/// One bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I(i64),
+    S(String),
+    /// A nullable integer column.
+    OI(Option<i64>),
+    /// A nullable text column.
+    OS(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::I(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::S(v.to_string())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::S(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::S(v.clone())
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::OI(v)
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::OS(v)
+    }
+}
+
+/// `args![a, b, ...]`: a `Vec<Arg>` from values that convert into [`Arg`].
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$($crate::store::exec::Arg::from($v)),*] };
+}
+pub(crate) use args;
+
+/// A result row, read by column name.
+pub(crate) trait Get {
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
+    fn opt_str(&self, col: &str) -> Result<Option<String>>;
+
+    fn i64(&self, col: &str) -> Result<i64> {
+        self.opt_i64(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is NULL")))
+    }
+    fn str(&self, col: &str) -> Result<String> {
+        self.opt_str(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is NULL")))
+    }
+    fn u64(&self, col: &str) -> Result<u64> {
+        Ok(self.i64(col)? as u64)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.i64(col)? != 0)
+    }
+}
+
+impl Get for AnyRow {
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_str(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// How a row becomes a value. A plain function, so statements and their decoding can be
+/// handed to the writer thread.
+pub(crate) type Decode<T> = fn(&dyn Get) -> Result<T>;
+
+/// Runs statements on one connection.
+pub(crate) trait Exec: Send {
+    fn all<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send;
+
+    /// Runs a statement that returns no rows; answers the rows it changed.
+    fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = Result<u64>> + Send;
+
+    fn opt<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<Option<T>>> + Send {
+        async move { Ok(self.all(sql, args, decode).await?.into_iter().next()) }
+    }
+
+    fn one<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<T>> + Send {
+        async move {
+            self.opt(sql, args, decode)
+                .await?
+                .ok_or(StoreError::NotFound)
+        }
+    }
+}
+
+fn bind_any<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::I(v) => q.bind(*v),
+            Arg::S(s) => q.bind(s.as_str()),
+            Arg::OI(v) => q.bind(*v),
+            Arg::OS(v) => q.bind(v.as_deref()),
+        };
+    }
+    q
+}
+
+impl Exec for sqlx::AnyConnection {
+    fn all<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send {
+        async move {
+            let rows = bind_any(sqlx::query(sql), args).fetch_all(&mut *self).await?;
+            rows.iter().map(|r| decode(r)).collect()
+        }
+    }
+
+    fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = Result<u64>> + Send {
+        async move {
+            Ok(bind_any(sqlx::query(sql), args)
+                .execute(&mut *self)
+                .await?
+                .rows_affected())
+        }
+    }
+}
+
+/// Runs a statement through sqlx without keeping it prepared (PostgreSQL then plans it for
+/// the values at hand instead of using a generic plan).
+pub(crate) async fn all_unprepared<T>(
+    conn: &mut sqlx::AnyConnection,
+    sql: &str,
+    args: &[Arg],
+    decode: Decode<T>,
+) -> Result<Vec<T>> {
+    let rows = bind_any(sqlx::query(sql).persistent(false), args)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| decode(r)).collect()
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Conflict
+            }
+            _ => StoreError::Other(format!("sqlite: {e}")),
+        }
+    }
+}
+
+/// A SQLite connection used directly, with the column names of each statement it ran.
+pub(crate) struct Native {
+    conn: rusqlite::Connection,
+    columns: HashMap<String, Arc<Columns>>,
+}
+
+/// Column name → position, for one statement.
+pub(crate) struct Columns(HashMap<String, usize>);
+
+struct NativeRow<'a, 'r> {
+    row: &'a rusqlite::Row<'r>,
+    columns: &'a Columns,
+}
+
+impl NativeRow<'_, '_> {
+    fn index(&self, col: &str) -> Result<usize> {
+        self.columns
+            .0
+            .get(col)
+            .copied()
+            .ok_or_else(|| StoreError::Other(format!("no column {col}")))
+    }
+}
+
+impl Get for NativeRow<'_, '_> {
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.row.get(self.index(col)?)?)
+    }
+    fn opt_str(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.row.get(self.index(col)?)?)
+    }
+}
+
+/// Binds `args[n - 1]` to each parameter `$n` of the statement, wherever it appears.
+fn bind_native(st: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<()> {
+    for idx in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(idx)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| StoreError::Other(format!("parameter {idx} is not $n")))?;
+        let arg = args
+            .get(n - 1)
+            .ok_or_else(|| StoreError::Other(format!("no value for ${n}")))?;
+        match arg {
+            Arg::I(v) => st.raw_bind_parameter(idx, v)?,
+            Arg::S(s) => st.raw_bind_parameter(idx, s.as_str())?,
+            Arg::OI(v) => st.raw_bind_parameter(idx, v)?,
+            Arg::OS(v) => st.raw_bind_parameter(idx, v.as_deref())?,
+        }
+    }
+    Ok(())
+}
+
+impl Native {
+    /// Opens the database file (which must exist and be migrated) with the given pragmas.
+    pub(crate) fn open(path: &str, pragmas: &str) -> Result<Native> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(pragmas)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(Native {
+            conn,
+            columns: HashMap::new(),
+        })
+    }
+
+    /// Runs `sql` and decodes every row. `cache`: keep the statement prepared (not for
+    /// statements whose text varies with their arguments, like IN lists).
+    pub(crate) fn query<T>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+        cache: bool,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let columns = match self.columns.get(sql) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(Columns(
+                    st.column_names()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, n)| (n.to_string(), k))
+                        .collect(),
+                ));
+                if cache {
+                    if self.columns.len() >= 256 {
+                        self.columns.clear();
+                    }
+                    self.columns.insert(sql.to_string(), c.clone());
+                }
+                c
+            }
+        };
+        bind_native(&mut st, args)?;
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode(&NativeRow {
+                row,
+                columns: &columns,
+            })?);
+        }
+        if !cache {
+            drop(rows);
+            st.discard();
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        bind_native(&mut st, args)?;
+        Ok(st.raw_execute()? as u64)
+    }
+
+    /// Runs statements without arguments or results (transaction control, pragmas).
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql)?;
+        Ok(())
+    }
+}
+
+impl Exec for Native {
+    fn all<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send {
+        let r = self.query(sql, args, decode, true);
+        async move { r }
+    }
+
+    fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = Result<u64>> + Send {
+        let r = self.execute(sql, args);
+        async move { r }
+    }
+}
+
+/// Runs a future that never waits (every statement on a [`Native`] connection completes
+/// synchronously) to its end.
+pub(crate) fn now_or_never<F: Future>(f: F) -> Result<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Ok(v),
+        std::task::Poll::Pending => Err(StoreError::Other(
+            "a SQLite statement did not complete synchronously".into(),
+        )),
+    }
+}
+
+/// A small pool of [`Native`] connections for reads, used inline by whoever asks: a read of a
+/// few rows costs microseconds, less than handing it to another thread.
+pub(crate) struct Readers {
+    path: String,
+    idle: std::sync::Mutex<Vec<Native>>,
+    keep: usize,
+}
+
+impl Readers {
+    pub(crate) fn new(path: &str, keep: usize) -> Readers {
+        Readers {
+            path: path.to_string(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            keep: keep.max(1),
+        }
+    }
+
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Native) -> Result<T>) -> Result<T> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match taken {
+            Some(c) => c,
+            None => Native::open(&self.path, "PRAGMA query_only = 1;")?,
+        };
+        let r = f(&mut conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.keep {
+            idle.push(conn);
+        }
+        r
+    }
+}
