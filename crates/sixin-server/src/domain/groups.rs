@@ -104,6 +104,7 @@ impl Service {
                     intercept_receiver: false,
                     max_manual_sent: None,
                     member_of_open_group: None,
+                    hits: Vec::new(),
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

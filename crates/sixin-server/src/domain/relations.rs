@@ -165,6 +165,35 @@ impl Service {
         Ok(())
     }
 
+    /// Check 7 for a send: the rate counters to count in the same write as the message
+    /// (per second first, then the daily one when the receiver doesn't follow the sender).
+    /// In maintenance the counters are counted on their own and the answer is given here,
+    /// in check 7's order.
+    pub(crate) async fn rate_hits(
+        &self,
+        caller: &Caller,
+        receiver_follows: bool,
+    ) -> Result<Vec<crate::store::RateHit>> {
+        if self.in_maintenance().await? {
+            self.check_rates(caller, receiver_follows).await?;
+            return Err(DomainError::Maintenance);
+        }
+        let now = self.clock.now_secs();
+        let mut hits = vec![crate::store::RateHit {
+            key: format!("s:{}", caller.mid),
+            win: now,
+            limit: self.config.sends_per_second,
+        }];
+        if !receiver_follows {
+            hits.push(crate::store::RateHit {
+                key: format!("d:{}", caller.mid),
+                win: day_of(now),
+                limit: self.config.daily_sends_to_strangers,
+            });
+        }
+        Ok(hits)
+    }
+
     pub async fn in_maintenance(&self) -> Result<bool> {
         Ok(self.config.maintenance || self.store.server_flag(MAINTENANCE_FLAG).await? != 0)
     }
@@ -220,6 +249,7 @@ impl Service {
                     intercept_receiver: false,
                     max_manual_sent: None,
                     member_of_open_group: None,
+                    hits: Vec::new(),
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

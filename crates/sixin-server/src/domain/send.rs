@@ -128,8 +128,8 @@ impl Service {
             Target::User(receiver) => {
                 // 6: relations, privacy and the one-message rule.
                 let policy = self.relation_policy(caller, receiver, msg_type).await?;
-                // 7: rate limits and maintenance.
-                self.check_rates(caller, policy.receiver_follows).await?;
+                // 7: rate limits (counted with the insert) and maintenance.
+                let hits = self.rate_hits(caller, policy.receiver_follows).await?;
                 let intercept = self
                     .intercepts(caller.mid, &policy, text.as_deref())
                     .await?;
@@ -150,6 +150,7 @@ impl Service {
                         intercept_receiver: intercept,
                         max_manual_sent: rule.then_some(1),
                         member_of_open_group: None,
+                        hits,
                     },
                     Some(receiver.mid),
                     intercept,
@@ -157,7 +158,7 @@ impl Service {
             }
             Target::Group(g) => {
                 // 6 does not apply to groups; 7's per-second limit and maintenance do.
-                self.check_rates(caller, true).await?;
+                let hits = self.rate_hits(caller, true).await?;
                 let at_uids = req.at_uids.clone().filter(|v| !v.is_empty());
                 (
                     Peer::Group {
@@ -172,6 +173,7 @@ impl Service {
                         intercept_receiver: false,
                         max_manual_sent: None,
                         member_of_open_group: Some(caller.mid),
+                        hits,
                     },
                     None,
                     false,
@@ -198,6 +200,9 @@ impl Service {
             StoreError::Stale => DomainError::AlreadyRecalled,
             // Another send won the one message allowed.
             StoreError::Conflict => DomainError::OneMessageLimit,
+            // Check 7: the per-second counter comes first, the daily one second.
+            StoreError::Limited(0) => DomainError::TooFast,
+            StoreError::Limited(_) => DomainError::DailyLimit,
             e => e.into(),
         })?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;

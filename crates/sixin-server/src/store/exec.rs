@@ -155,13 +155,21 @@ impl Exec for sqlx::AnyConnection {
         decode: Decode<T>,
     ) -> impl Future<Output = Result<Vec<T>>> + Send {
         async move {
-            let rows = bind_any(sqlx::query(sql), args).fetch_all(&mut *self).await?;
+            let rows = bind_any(sqlx::query(sql), args)
+                .fetch_all(&mut *self)
+                .await?;
             rows.iter().map(|r| decode(r)).collect()
         }
     }
 
     fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = Result<u64>> + Send {
         async move {
+            if args.is_empty() {
+                // Transaction control and the like: sent as a plain statement.
+                return Ok(sqlx::Executor::execute(&mut *self, sql)
+                    .await?
+                    .rows_affected());
+            }
             Ok(bind_any(sqlx::query(sql), args)
                 .execute(&mut *self)
                 .await?

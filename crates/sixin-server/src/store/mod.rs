@@ -23,6 +23,10 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The insert's rate counter at this index of `Insert::hits` went over its limit (the
+    /// counters up to it were counted, nothing was inserted).
+    #[error("rate limit {0} reached")]
+    Limited(usize),
     #[error("{0}")]
     Other(String),
 }
@@ -146,6 +150,17 @@ pub struct Insert {
     /// Fan groups: fail with `Stale` unless the group is open and this sender is a member
     /// (checked under the conversation's lock, so nothing lands after a freeze or dissolve).
     pub member_of_open_group: Option<u64>,
+    /// Rate counters to count in the same transaction, in order, before anything is
+    /// inserted; the first that goes over its limit stops the insert with `Limited`.
+    pub hits: Vec<RateHit>,
+}
+
+/// One hit on a rate counter (`key`, in window `win`), allowed up to `limit` per window.
+#[derive(Debug, Clone)]
+pub struct RateHit {
+    pub key: String,
+    pub win: i64,
+    pub limit: u64,
 }
 
 /// Which fan-group sessions a list returns.

@@ -27,8 +27,10 @@ pub struct SqlStore {
     backend: Backend,
     write: AnyPool,
     read: AnyPool,
-    /// SQLite only: the group-commit writer and the inline readers.
+    /// SQLite only: the group-commit writer, the gate it shares with sqlx's write pool, and
+    /// the inline readers.
     writer: Option<Writer>,
+    gate: Option<Arc<tokio::sync::Mutex<()>>>,
     readers: Option<Readers>,
     rows_written: Arc<std::sync::atomic::AtomicU64>,
     pair_ids: std::sync::RwLock<std::collections::HashMap<(u64, u64), i64>>,
@@ -52,83 +54,70 @@ enum Job {
     },
 }
 
-/// Group commit for SQLite's single writer: concurrent sends queue their writes, and whoever
-/// gets the writer next commits everything queued in one transaction, each write in its own
-/// savepoint (so one write's failure undoes only that write). Every caller is answered only
-/// after the commit, so an acknowledged send is as durable as before, at a fraction of the
-/// commits. The batch runs on a blocking thread, straight on the writer's own SQLite
-/// connection; while it runs, the process's other writes (through sqlx's one-connection write
-/// pool, whose connection the batch holds) wait.
-#[derive(Clone)]
+/// Group commit for SQLite's single writer: a thread owns the writer's own SQLite connection
+/// and takes every queued write into one transaction, each write in its own savepoint (so one
+/// write's failure undoes only that write). Whatever queues while a batch commits goes into the
+/// next one. Every caller is answered only after the commit, so an acknowledged send is as
+/// durable as a transaction of its own, at a fraction of the commits.
 struct Writer {
-    /// The sqlx write pool (one connection): holding its connection keeps every other
-    /// in-process write out of the batch's transaction.
-    gate: AnyPool,
-    conn: Arc<std::sync::Mutex<Native>>,
-    /// Queued jobs, and how many were ever queued (a job's id is the count when it came).
-    queue: Arc<std::sync::Mutex<(Vec<Job>, u64)>>,
-    /// The id of the last job taken into a batch.
-    drained: Arc<std::sync::atomic::AtomicU64>,
-    turn: Arc<tokio::sync::Mutex<()>>,
-    rows_written: Arc<std::sync::atomic::AtomicU64>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 const MAX_BATCH: usize = 512;
 
 impl Writer {
-    fn new(gate: AnyPool, conn: Native, rows_written: Arc<std::sync::atomic::AtomicU64>) -> Writer {
-        Writer {
-            gate,
-            conn: Arc::new(std::sync::Mutex::new(conn)),
-            queue: Default::default(),
-            drained: Default::default(),
-            turn: Default::default(),
-            rows_written,
-        }
+    /// Starts the writer thread; it stops once the store (the last sender) is gone.
+    fn spawn(
+        mut conn: Native,
+        gate: Arc<tokio::sync::Mutex<()>>,
+        rows_written: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Writer> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sixin-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    // The process's other writes (sqlx's write pool) wait meanwhile.
+                    let _gate = gate.blocking_lock();
+                    run_batch(&mut conn, batch, &rows_written);
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("starting the writer thread: {e}")))?;
+        Ok(Writer { jobs })
     }
 
-    /// Queues `job` and returns once a batch holding it has been committed (or failed).
-    async fn submit(&self, job: Job) {
-        let mine = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.1 += 1;
-            q.0.push(job);
-            q.1
-        };
-        let _turn = self.turn.lock().await;
-        // Jobs leave the queue in the order they came; run batches until ours has left it.
-        while self.drained.load(std::sync::atomic::Ordering::Acquire) < mine {
-            // In its own task: a caller that goes away must not abort the others' commit.
-            let me = self.clone();
-            let _ = tokio::spawn(async move { me.run().await }).await;
-        }
+    /// Queues `job`; its reply channel answers once the batch holding it has committed.
+    fn submit(&self, job: Job) {
+        // A send error means the thread is gone: dropping the job drops its reply, which the
+        // caller reads as "the writer stopped".
+        let _ = self.jobs.send(job);
     }
+}
 
-    async fn run(&self) {
-        let gate = self.gate.acquire().await;
-        let jobs: Vec<Job> = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let n = q.0.len().min(MAX_BATCH);
-            let jobs: Vec<Job> = q.0.drain(..n).collect();
-            // Ids are consecutive: the last one drained is `pushed - still queued`.
-            self.drained
-                .store(q.1 - q.0.len() as u64, std::sync::atomic::Ordering::Release);
-            jobs
-        };
-        if let Err(e) = gate {
-            let e = StoreError::from(e);
-            for job in jobs {
-                job.fail(&e);
-            }
-            return;
-        }
-        let conn = self.conn.clone();
-        let rows_written = self.rows_written.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            run_batch(&mut conn, jobs, &rows_written);
-        })
-        .await;
+/// A connection of sqlx's write pool, held with the write gate (SQLite): no group commit runs
+/// while it is in use.
+struct WriteConn {
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
     }
 }
 
@@ -146,6 +135,49 @@ impl Job {
     }
 }
 
+/// One insert job inside the batch's transaction: its rate counters (kept even when they
+/// stop the insert), then the insert (undone alone when it fails). The outer error is one
+/// that ends the whole batch.
+fn run_insert(
+    conn: &mut Native,
+    peer: Peer,
+    insert: &Insert,
+    key_of: &(dyn Fn() -> u64 + Send + Sync),
+) -> Result<Result<(Vec<StoredMessage>, u64)>> {
+    conn.batch("SAVEPOINT job")?;
+    let r = now_or_never(hits_then_insert(conn, peer, insert, key_of))?;
+    if matches!(r, Err(ref e) if !matches!(e, StoreError::Limited(_))) {
+        // Undo the insert; the counters' hits stay counted. Without that savepoint the error
+        // came from a counter: undo the whole job.
+        if conn.batch("ROLLBACK TO ins").is_err() {
+            conn.batch("ROLLBACK TO job")?;
+        }
+    }
+    conn.batch("RELEASE job")?;
+    Ok(r)
+}
+
+/// Counts `insert.hits`, then (under a savepoint named `ins`, so a failed insert can be undone
+/// alone) inserts.
+async fn hits_then_insert<E: Exec>(
+    tx: &mut E,
+    peer: Peer,
+    insert: &Insert,
+    key_of: &(dyn Fn() -> u64 + Send + Sync),
+) -> Result<(Vec<StoredMessage>, u64)> {
+    for (k, hit) in insert.hits.iter().enumerate() {
+        if count_hit_in(tx, &hit.key, hit.win).await? > hit.limit {
+            return Err(StoreError::Limited(k));
+        }
+    }
+    tx.exec("SAVEPOINT ins", &[]).await?;
+    let r = insert_in(tx, peer, insert, key_of).await;
+    if r.is_ok() {
+        tx.exec("RELEASE ins", &[]).await?;
+    }
+    r
+}
+
 /// One group commit on the writer's connection; answers every job.
 fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic::AtomicU64) {
     // What each job did inside the transaction, in job order.
@@ -159,25 +191,23 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
         // be), so no statement of the batch can fail on a snapshot another writer outdated.
         conn.batch("BEGIN IMMEDIATE")?;
         for job in &jobs {
-            conn.batch("SAVEPOINT job")?;
-            let d = match job {
+            done.push(match job {
                 Job::Insert {
                     peer,
                     insert,
                     key_of,
                     ..
-                } => Done::Insert(now_or_never(insert_in(conn, *peer, insert, &**key_of))?),
-                Job::Hit { key, win, .. } => Done::Hit(now_or_never(count_hit_in(conn, key, *win))?),
-            };
-            let ok = match &d {
-                Done::Insert(r) => r.is_ok(),
-                Done::Hit(r) => r.is_ok(),
-            };
-            if !ok {
-                conn.batch("ROLLBACK TO job")?;
-            }
-            conn.batch("RELEASE job")?;
-            done.push(d);
+                } => Done::Insert(run_insert(conn, *peer, insert, &**key_of)?),
+                Job::Hit { key, win, .. } => {
+                    conn.batch("SAVEPOINT job")?;
+                    let r = now_or_never(count_hit_in(conn, key, *win))?;
+                    if r.is_err() {
+                        conn.batch("ROLLBACK TO job")?;
+                    }
+                    conn.batch("RELEASE job")?;
+                    Done::Hit(r)
+                }
+            });
         }
         conn.batch("COMMIT")
     })();
@@ -289,9 +319,11 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         let native = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
         let rows_written: Arc<std::sync::atomic::AtomicU64> = Default::default();
         tracing::info!(database = %redact_url(url), "opened SQLite (WAL, synchronous={sync})");
+        let gate: Arc<tokio::sync::Mutex<()>> = Default::default();
         Ok(Arc::new(SqlStore {
             backend: Backend::Sqlite,
-            writer: Some(Writer::new(write.clone(), native, rows_written.clone())),
+            writer: Some(Writer::spawn(native, gate.clone(), rows_written.clone())?),
+            gate: Some(gate),
             readers: Some(Readers::new(path, config.max_connections as usize)),
             rows_written,
             write,
@@ -316,6 +348,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(SqlStore {
             backend: Backend::Postgres,
             writer: None,
+            gate: None,
             readers: None,
             rows_written: Default::default(),
             write: pool.clone(),
@@ -752,6 +785,18 @@ impl SqlStore {
         Ok(self.rows(sql, args, decode).await?.into_iter().next())
     }
 
+    /// A connection for a write outside the group commit.
+    async fn w(&self) -> Result<WriteConn> {
+        let gate = match &self.gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteConn {
+            _gate: gate,
+            conn: self.write.acquire().await?,
+        })
+    }
+
     fn lock_suffix(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => " FOR UPDATE",
@@ -782,7 +827,7 @@ impl Store for SqlStore {
             .bind(now_ms + lease_ms)
             .bind(instance)
             .bind(now_ms)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *self.w().await?)
             .await?;
             if got.is_some() {
                 return Ok(node);
@@ -802,7 +847,7 @@ impl Store for SqlStore {
             .bind(now_ms + lease_ms)
             .bind(i64::from(node))
             .bind(instance)
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -816,7 +861,7 @@ impl Store for SqlStore {
                     let max: i64 = sqlx::query_scalar(
                         "SELECT COALESCE(MAX(mid), 0) FROM users WHERE system_msg_type = 0 AND mid < 100000000000",
                     )
-                    .fetch_one(&self.write)
+                    .fetch_one(&mut *self.w().await?)
                     .await?;
                     (max.max(10000) + 1) as u64
                 }
@@ -833,7 +878,7 @@ impl Store for SqlStore {
             .bind(user.password_hash.clone())
             .bind(i64::from(user.system_msg_type))
             .bind(now_ms)
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await;
             match res {
                 Ok(_) => {
@@ -874,7 +919,7 @@ impl Store for SqlStore {
         .bind(i64::from(user.level))
         .bind(i64::from(user.system_msg_type))
         .bind(now_ms)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -896,8 +941,12 @@ impl Store for SqlStore {
             "SELECT {USER_COLS} FROM users WHERE mid IN ({})",
             placeholders(1, mids.len())
         );
-        self.rows_unprepared(&sql, mids.iter().map(|m| Arg::I(i(*m))).collect(), decode_user)
-            .await
+        self.rows_unprepared(
+            &sql,
+            mids.iter().map(|m| Arg::I(i(*m))).collect(),
+            decode_user,
+        )
+        .await
     }
 
     async fn user_count(&self) -> Result<u64> {
@@ -917,7 +966,7 @@ impl Store for SqlStore {
         .bind(&login.bili_jct)
         .bind(now_ms)
         .bind(login.expires_ms)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -941,7 +990,7 @@ impl Store for SqlStore {
     async fn revoke_logins(&self, mid: u64) -> Result<u64> {
         let r = sqlx::query("UPDATE logins SET revoked = 1 WHERE mid = $1 AND revoked = 0")
             .bind(i(mid))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(r.rows_affected())
     }
@@ -950,7 +999,7 @@ impl Store for SqlStore {
         let r =
             sqlx::query("UPDATE logins SET revoked = 1 WHERE sessdata_hash = $1 AND revoked = 0")
                 .bind(sessdata_hash)
-                .execute(&self.write)
+                .execute(&mut *self.w().await?)
                 .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -1015,7 +1064,7 @@ impl Store for SqlStore {
         .bind(i64::from(rel.special))
         .bind(i64::from(rel.block))
         .bind(now_ms)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -1042,31 +1091,33 @@ impl Store for SqlStore {
     ) -> Result<Vec<StoredMessage>> {
         if let Some(writer) = &self.writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            writer
-                .submit(Job::Insert {
-                    peer,
-                    insert,
-                    key_of,
-                    reply,
-                })
-                .await;
+            writer.submit(Job::Insert {
+                peer,
+                insert,
+                key_of,
+                reply,
+            });
             return answer
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
-        let mut tx = self.write.begin().await?;
-        match insert_in(&mut *tx, peer, &insert, &*key_of).await {
-            Ok((stored, written)) => {
-                tx.commit().await?;
-                self.rows_written
-                    .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
-                Ok(stored)
-            }
-            Err(e) => {
+        let mut w = self.w().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
+        let r = hits_then_insert(&mut *tx, peer, &insert, &*key_of).await;
+        if matches!(r, Err(ref e) if !matches!(e, StoreError::Limited(_))) {
+            // Undo the insert; the counters' hits stay counted.
+            let undone = tx.execute("ROLLBACK TO SAVEPOINT ins").await;
+            if undone.is_err() {
+                // No savepoint: the error came from a counter, so nothing is kept.
                 tx.rollback().await?;
-                Err(e)
+                return r.map(|(stored, _)| stored);
             }
         }
+        tx.commit().await?;
+        let (stored, written) = r?;
+        self.rows_written
+            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+        Ok(stored)
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
@@ -1236,8 +1287,12 @@ impl Store for SqlStore {
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
              ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
         );
-        self.rows(&sql, args![i(owner), since, i64::from(limit)], decode_session)
-            .await
+        self.rows(
+            &sql,
+            args![i(owner), since, i64::from(limit)],
+            decode_session,
+        )
+        .await
     }
 
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
@@ -1253,7 +1308,8 @@ impl Store for SqlStore {
         );
         let mut args = args![i(owner)];
         args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
-        self.rows_unprepared(&sql, args, |r| r.u64("talker_id")).await
+        self.rows_unprepared(&sql, args, |r| r.u64("talker_id"))
+            .await
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
@@ -1289,7 +1345,8 @@ impl Store for SqlStore {
         ack: Option<u64>,
         now_us: i64,
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut w = self.w().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let row = sqlx::query("SELECT conv_id, ack_seqno FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id = $3")
             .bind(i(owner))
             .bind(i64::from(session_type))
@@ -1384,7 +1441,7 @@ impl Store for SqlStore {
             .bind(i(owner))
             .bind(i64::from(session_type))
             .bind(i(talker_id))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
             return Ok(());
         }
@@ -1403,7 +1460,7 @@ impl Store for SqlStore {
         .bind(i64::from(session_type))
         .bind(i(talker_id))
         .bind(v)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -1430,18 +1487,16 @@ impl Store for SqlStore {
     async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
         if let Some(writer) = &self.writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            writer
-                .submit(Job::Hit {
-                    key: key.to_string(),
-                    win,
-                    reply,
-                })
-                .await;
+            writer.submit(Job::Hit {
+                key: key.to_string(),
+                win,
+                reply,
+            });
             return answer
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
-        let mut conn = self.write.acquire().await?;
+        let mut conn = self.w().await?;
         count_hit_in(&mut *conn, key, win).await
     }
 
@@ -1463,7 +1518,7 @@ impl Store for SqlStore {
         )
         .bind(name)
         .bind(value)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -1472,7 +1527,7 @@ impl Store for SqlStore {
         sqlx::query("UPDATE users SET privacy = $1 WHERE mid = $2")
             .bind(i64::from(privacy))
             .bind(i(mid))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -1481,7 +1536,7 @@ impl Store for SqlStore {
         sqlx::query("UPDATE users SET flagged = $1 WHERE mid = $2")
             .bind(i64::from(flagged))
             .bind(i(mid))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -1515,7 +1570,7 @@ impl Store for SqlStore {
         .bind(&a.follow_reply)
         .bind(&a.message_reply)
         .bind(keywords)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -1528,7 +1583,7 @@ impl Store for SqlStore {
         .bind(i(owner))
         .bind(i(counterpart))
         .bind(day)
-        .execute(&self.write)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -1549,7 +1604,7 @@ impl Store for SqlStore {
             .bind(i(owner))
             .bind(i64::from(session_type))
             .bind(i(talker_id))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -1572,7 +1627,8 @@ impl Store for SqlStore {
         now_us: i64,
     ) -> Result<Group> {
         for _attempt in 0..5 {
-            let mut tx = self.write.begin().await?;
+            let mut w = self.w().await?;
+            let mut tx = sqlx::Connection::begin(&mut *w).await?;
             let next: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(group_id), 100000) + 1 FROM groups")
                     .fetch_one(&mut *tx)
@@ -1606,6 +1662,8 @@ impl Store for SqlStore {
                 Err(e) => return Err(e.into()),
             }
             tx.commit().await?;
+            // add_member takes the write connection itself.
+            drop(w);
             self.add_member(u(next), owner, now_us).await?;
             return Ok(Group {
                 group_id: u(next),
@@ -1648,7 +1706,7 @@ impl Store for SqlStore {
         let r = sqlx::query("UPDATE groups SET state = $1 WHERE group_id = $2 AND state < $1")
             .bind(i64::from(state))
             .bind(i(group_id))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::Conflict);
@@ -1671,7 +1729,8 @@ impl Store for SqlStore {
     }
 
     async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut w = self.w().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let conv_id: i64 = sqlx::query_scalar("SELECT conv_id FROM groups WHERE group_id = $1")
             .bind(i(group_id))
             .fetch_one(&mut *tx)
@@ -1733,7 +1792,7 @@ impl Store for SqlStore {
             .bind(now_us)
             .bind(i(group_id))
             .bind(i(mid))
-            .execute(&self.write)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -1830,8 +1889,7 @@ impl Store for SqlStore {
     }
 
     fn rows_written(&self) -> u64 {
-        self.rows_written
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.rows_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn seed_users(&self, mids: &[u64], now_ms: i64) -> Result<()> {
@@ -1848,7 +1906,7 @@ impl Store for SqlStore {
             for m in chunk {
                 q = q.bind(i(*m)).bind(format!("u{m}")).bind(now_ms);
             }
-            q.execute(&self.write).await?;
+            q.execute(&mut *self.w().await?).await?;
         }
         Ok(())
     }
@@ -1866,7 +1924,8 @@ impl Store for SqlStore {
         }
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let last_us = first_us + (count as i64 - 1) * 1000;
-        let mut tx = self.write.begin().await?;
+        let mut w = self.w().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let conv_id: i64 = sqlx::query_scalar(
             "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
              VALUES (1, $1, $2, $3, $4, $5) RETURNING id",
@@ -1940,7 +1999,7 @@ impl Store for SqlStore {
             Backend::Postgres => "ANALYZE",
             Backend::Sqlite => "PRAGMA optimize",
         };
-        sqlx::query(sql).execute(&self.write).await?;
+        sqlx::query(sql).execute(&mut *self.w().await?).await?;
         Ok(())
     }
 
