@@ -6,9 +6,7 @@
 //! the SQLite store uses for its reads and its group-commit writer: no thread hand-off per
 //! statement, and prepared statements kept per connection.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
@@ -206,27 +204,31 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A SQLite connection used directly, with the column names of each statement it ran.
+/// A SQLite connection used directly; its statements stay prepared.
 pub(crate) struct Native {
     conn: rusqlite::Connection,
-    columns: HashMap<String, Arc<Columns>>,
 }
-
-/// Column name → position, for one statement.
-pub(crate) struct Columns(HashMap<String, usize>);
 
 struct NativeRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,
-    columns: &'a Columns,
+    /// The statement's column names, in order.
+    columns: &'a [&'a str],
+    /// Where the next lookup starts: decoders mostly read columns in their SELECT order.
+    next: std::cell::Cell<usize>,
 }
 
 impl NativeRow<'_, '_> {
     fn index(&self, col: &str) -> Result<usize> {
-        self.columns
-            .0
-            .get(col)
-            .copied()
-            .ok_or_else(|| StoreError::Other(format!("no column {col}")))
+        let n = self.columns.len();
+        let start = self.next.get();
+        for k in 0..n {
+            let i = (start + k) % n;
+            if self.columns[i] == col {
+                self.next.set(i + 1);
+                return Ok(i);
+            }
+        }
+        Err(StoreError::Other(format!("no column {col}")))
     }
 }
 
@@ -270,42 +272,20 @@ impl Native {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(pragmas)?;
-        conn.set_prepared_statement_cache_capacity(128);
-        Ok(Native {
-            conn,
-            columns: HashMap::new(),
-        })
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(Native { conn })
     }
 
-    /// Runs `sql` and decodes every row. `cache`: keep the statement prepared (not for
-    /// statements whose text varies with their arguments, like IN lists).
+    /// Runs `sql` and decodes every row.
     pub(crate) fn query<T>(
         &mut self,
         sql: &str,
         args: &[Arg],
         decode: Decode<T>,
-        cache: bool,
     ) -> Result<Vec<T>> {
         let mut st = self.conn.prepare_cached(sql)?;
-        let columns = match self.columns.get(sql) {
-            Some(c) => c.clone(),
-            None => {
-                let c = Arc::new(Columns(
-                    st.column_names()
-                        .into_iter()
-                        .enumerate()
-                        .map(|(k, n)| (n.to_string(), k))
-                        .collect(),
-                ));
-                if cache {
-                    if self.columns.len() >= 256 {
-                        self.columns.clear();
-                    }
-                    self.columns.insert(sql.to_string(), c.clone());
-                }
-                c
-            }
-        };
+        let names: Vec<String> = st.column_names().into_iter().map(str::to_string).collect();
+        let columns: Vec<&str> = names.iter().map(String::as_str).collect();
         bind_native(&mut st, args)?;
         let mut rows = st.raw_query();
         let mut out = Vec::new();
@@ -313,11 +293,8 @@ impl Native {
             out.push(decode(&NativeRow {
                 row,
                 columns: &columns,
+                next: std::cell::Cell::new(0),
             })?);
-        }
-        if !cache {
-            drop(rows);
-            st.discard();
         }
         Ok(out)
     }
@@ -328,9 +305,17 @@ impl Native {
         Ok(st.raw_execute()? as u64)
     }
 
-    /// Runs statements without arguments or results (transaction control, pragmas).
+    /// Runs one statement without arguments or results (transaction control), kept prepared.
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
-        self.conn.execute_batch(sql)?;
+        self.conn.prepare_cached(sql)?.raw_execute()?;
+        Ok(())
+    }
+
+    /// Copies what the write-ahead log holds into the database file, as far as readers allow,
+    /// without waiting for anyone.
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 }
@@ -342,7 +327,7 @@ impl Exec for Native {
         args: &[Arg],
         decode: Decode<T>,
     ) -> impl Future<Output = Result<Vec<T>>> + Send {
-        let r = self.query(sql, args, decode, true);
+        let r = self.query(sql, args, decode);
         async move { r }
     }
 

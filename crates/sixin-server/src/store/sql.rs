@@ -61,7 +61,12 @@ enum Job {
 /// durable as a transaction of its own, at a fraction of the commits.
 struct Writer {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Dropped with the store, which stops the checkpointer.
+    _stop: std::sync::mpsc::Sender<()>,
 }
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 const MAX_BATCH: usize = 512;
 
@@ -69,9 +74,25 @@ impl Writer {
     /// Starts the writer thread; it stops once the store (the last sender) is gone.
     fn spawn(
         mut conn: Native,
+        mut checkpointer: Native,
         gate: Arc<tokio::sync::Mutex<()>>,
         rows_written: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Writer> {
+        // Checkpoints copy pages beside the writer instead of inside its commits.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sixin-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = checkpointer.checkpoint() {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+                let _ = checkpointer.checkpoint();
+            })
+            .map_err(|e| StoreError::Other(format!("starting the checkpointer: {e}")))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sixin-writer".into())
@@ -90,7 +111,7 @@ impl Writer {
                 }
             })
             .map_err(|e| StoreError::Other(format!("starting the writer thread: {e}")))?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, _stop: stop })
     }
 
     /// Queues `job`; its reply channel answers once the batch holding it has committed.
@@ -135,47 +156,63 @@ impl Job {
     }
 }
 
-/// One insert job inside the batch's transaction: its rate counters (kept even when they
-/// stop the insert), then the insert (undone alone when it fails). The outer error is one
-/// that ends the whole batch.
+/// One insert job inside the batch's transaction. The outer error ends the whole batch: it is
+/// what an insert that failed without a savepoint to return to gives.
 fn run_insert(
     conn: &mut Native,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> Result<Result<(Vec<StoredMessage>, u64)>> {
-    conn.batch("SAVEPOINT job")?;
-    let r = now_or_never(hits_then_insert(conn, peer, insert, key_of))?;
-    if matches!(r, Err(ref e) if !matches!(e, StoreError::Limited(_))) {
-        // Undo the insert; the counters' hits stay counted. Without that savepoint the error
-        // came from a counter: undo the whole job.
-        if conn.batch("ROLLBACK TO ins").is_err() {
-            conn.batch("ROLLBACK TO job")?;
-        }
+    let (r, intact) = now_or_never(hits_then_insert(conn, peer, insert, key_of))?;
+    match r {
+        Err(e) if !intact => Err(e),
+        r => Ok(r),
     }
-    conn.batch("RELEASE job")?;
-    Ok(r)
 }
 
-/// Counts `insert.hits`, then (under a savepoint named `ins`, so a failed insert can be undone
-/// alone) inserts.
+/// Whether an insert can be refused after it started writing (a recall whose message was
+/// recalled meanwhile, the one-message rule, a group frozen meanwhile): only those pay for a
+/// savepoint. Any other failure is unexpected and undoes the whole transaction.
+fn may_be_refused(insert: &Insert) -> bool {
+    insert.recall_target.is_some()
+        || insert.max_manual_sent.is_some()
+        || insert.member_of_open_group.is_some()
+}
+
+/// Counts `insert.hits` (kept even when one stops the insert with `Limited`), then inserts;
+/// an insert that may be refused runs under a savepoint and is undone alone. Answers the
+/// result and whether the transaction can still commit.
 async fn hits_then_insert<E: Exec>(
     tx: &mut E,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
-) -> Result<(Vec<StoredMessage>, u64)> {
+) -> (Result<(Vec<StoredMessage>, u64)>, bool) {
     for (k, hit) in insert.hits.iter().enumerate() {
-        if count_hit_in(tx, &hit.key, hit.win).await? > hit.limit {
-            return Err(StoreError::Limited(k));
+        match count_hit_in(tx, &hit.key, hit.win).await {
+            Ok(n) if n > hit.limit => return (Err(StoreError::Limited(k)), true),
+            Ok(_) => {}
+            Err(e) => return (Err(e), false),
         }
     }
-    tx.exec("SAVEPOINT ins", &[]).await?;
-    let r = insert_in(tx, peer, insert, key_of).await;
-    if r.is_ok() {
-        tx.exec("RELEASE ins", &[]).await?;
+    if !may_be_refused(insert) {
+        let r = insert_in(tx, peer, insert, key_of).await;
+        let intact = r.is_ok();
+        return (r, intact);
     }
-    r
+    if let Err(e) = tx.exec("SAVEPOINT ins", &[]).await {
+        return (Err(e), false);
+    }
+    let r = insert_in(tx, peer, insert, key_of).await;
+    let closed = match &r {
+        Ok(_) => tx.exec("RELEASE ins", &[]).await,
+        Err(_) => match tx.exec("ROLLBACK TO ins", &[]).await {
+            Ok(_) => tx.exec("RELEASE ins", &[]).await,
+            Err(e) => Err(e),
+        },
+    };
+    (r, closed.is_ok())
 }
 
 /// One group commit on the writer's connection; answers every job.
@@ -316,13 +353,29 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
             .connect_with(opts)
             .await?;
-        let native = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
+        // The writer keeps a large page cache (nothing else writes, so it stays valid) and
+        // savepoint journals in memory. The checkpointer thread copies the write-ahead log
+        // into the database file beside it; the writer's own checkpoints (which let the log
+        // start over) then find little left to copy.
+        let native = Native::open(
+            path,
+            &format!(
+                "PRAGMA synchronous = {sync}; PRAGMA cache_size = -65536; \
+                 PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000;"
+            ),
+        )?;
+        let checkpointer = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
         let rows_written: Arc<std::sync::atomic::AtomicU64> = Default::default();
         tracing::info!(database = %redact_url(url), "opened SQLite (WAL, synchronous={sync})");
         let gate: Arc<tokio::sync::Mutex<()>> = Default::default();
         Ok(Arc::new(SqlStore {
             backend: Backend::Sqlite,
-            writer: Some(Writer::spawn(native, gate.clone(), rows_written.clone())?),
+            writer: Some(Writer::spawn(
+                native,
+                checkpointer,
+                gate.clone(),
+                rows_written.clone(),
+            )?),
             gate: Some(gate),
             readers: Some(Readers::new(path, config.max_connections as usize)),
             rows_written,
@@ -751,7 +804,7 @@ impl SqlStore {
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
         match &self.readers {
-            Some(r) => r.with(|c| c.query(sql, &args, decode, true)),
+            Some(r) => r.with(|c| c.query(sql, &args, decode)),
             None => {
                 let mut c = self.read.acquire().await?;
                 (*c).all(sql, &args, decode).await
@@ -768,7 +821,8 @@ impl SqlStore {
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
         match &self.readers {
-            Some(r) => r.with(|c| c.query(sql, &args, decode, false)),
+            // SQLite statements are cheap to keep: an LRU of them per connection.
+            Some(r) => r.with(|c| c.query(sql, &args, decode)),
             None => {
                 let mut c = self.read.acquire().await?;
                 all_unprepared(&mut c, sql, &args, decode).await
@@ -1103,17 +1157,12 @@ impl Store for SqlStore {
         }
         let mut w = self.w().await?;
         let mut tx = sqlx::Connection::begin(&mut *w).await?;
-        let r = hits_then_insert(&mut *tx, peer, &insert, &*key_of).await;
-        if matches!(r, Err(ref e) if !matches!(e, StoreError::Limited(_))) {
-            // Undo the insert; the counters' hits stay counted.
-            let undone = tx.execute("ROLLBACK TO SAVEPOINT ins").await;
-            if undone.is_err() {
-                // No savepoint: the error came from a counter, so nothing is kept.
-                tx.rollback().await?;
-                return r.map(|(stored, _)| stored);
-            }
+        let (r, intact) = hits_then_insert(&mut *tx, peer, &insert, &*key_of).await;
+        if intact {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
-        tx.commit().await?;
         let (stored, written) = r?;
         self.rows_written
             .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
