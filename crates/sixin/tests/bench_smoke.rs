@@ -61,7 +61,8 @@ fn small_bench_run_reports_every_workload() {
             "single_unread",
             "group_send",
             "group_fetch",
-            "group_unread"
+            "group_unread",
+            "healthz_end"
         ]
     );
     for w in v["workloads"].as_array().unwrap() {
@@ -72,7 +73,19 @@ fn small_bench_run_reports_every_workload() {
             "{w}"
         );
     }
-    assert_eq!(v["workloads"][0]["ratio_to_healthz"], 1.0);
+    // The ceiling is the mean of the first and the last healthz run; ratios divide by it.
+    let ws = v["workloads"].as_array().unwrap();
+    let first = ws[0]["rps"].as_f64().unwrap();
+    let last = ws[ws.len() - 1]["rps"].as_f64().unwrap();
+    let ceiling = v["ceiling_rps"].as_f64().unwrap();
+    assert!((ceiling - (first + last) / 2.0).abs() < 1e-6, "{ceiling}");
+    for w in ws {
+        let ratio = w["ratio_to_healthz"].as_f64().unwrap();
+        assert!(
+            (ratio - w["rps"].as_f64().unwrap() / ceiling).abs() < 1e-9,
+            "{w}"
+        );
+    }
     assert!(v["server_peak_rss_mb"].as_f64().unwrap() > 0.0);
     // The table is printed too.
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -371,7 +371,10 @@ impl Readers {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match taken {
             Some(c) => c,
-            None => Native::open(&self.path, "PRAGMA query_only = 1;")?,
+            None => Native::open(
+                &self.path,
+                "PRAGMA query_only = 1; PRAGMA cache_size = -8192;",
+            )?,
         };
         let r = f(&mut conn);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

@@ -438,31 +438,44 @@ const MSG_COLS: &str = "m.conv_id AS m_conv_id, m.seqno AS m_seqno, m.msg_key AS
     m.new_face_version AS m_new_face_version, m.msg_source AS m_msg_source, m.visible_to AS m_visible_to";
 
 fn decode_message(row: &dyn Get) -> Result<Option<StoredMessage>> {
+    // Read in MSG_COLS order: a native row finds each column right after the previous one.
+    let conv_id = row.opt_i64("m_conv_id")?;
     let Some(seqno) = row.opt_i64("m_seqno")? else {
         return Ok(None);
     };
-    let at_uids = row.opt_str("m_at_uids")?;
+    let msg_key = row.u64("m_msg_key")?;
+    let sender_uid = row.u64("m_sender_uid")?;
+    let receiver_type = row.i64("m_receiver_type")? as u8;
+    let receiver_id = row.u64("m_receiver_id")?;
     let msg_type = row.i64("m_msg_type")? as u32;
+    let content = row.str("m_content")?;
+    let timestamp = row.i64("m_ts")?;
+    let at_uids = row.opt_str("m_at_uids")?;
+    let msg_status = row.i64("m_msg_status")? as u32;
     let sys_cancel = row.i64("m_sys_cancel")?;
+    let notify_code = row.str("m_notify_code")?;
+    let new_face_version = row.i64("m_new_face_version")? as u8;
+    let msg_source = row.i64("m_msg_source")? as u32;
+    let visible_to = row.opt_i64("m_visible_to")?.map(u);
     Ok(Some(StoredMessage {
-        conv_id: row.i64("m_conv_id")?,
-        visible_to: row.opt_i64("m_visible_to")?.map(u),
+        conv_id: conv_id.unwrap_or_default(),
+        visible_to,
         msg: sixin_proto::Message {
-            sender_uid: row.u64("m_sender_uid")?,
-            receiver_type: row.i64("m_receiver_type")? as u8,
-            receiver_id: row.u64("m_receiver_id")?,
+            sender_uid,
+            receiver_type,
+            receiver_id,
             msg_type,
-            content: row.str("m_content")?,
+            content,
             msg_seqno: u(seqno),
-            timestamp: row.i64("m_ts")?,
+            timestamp,
             at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
-            msg_key: row.u64("m_msg_key")?,
-            msg_status: row.i64("m_msg_status")? as u32,
+            msg_key,
+            msg_status,
             sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0)
                 .then_some(true),
-            notify_code: row.str("m_notify_code")?,
-            new_face_version: Some(row.i64("m_new_face_version")? as u8),
-            msg_source: row.i64("m_msg_source")? as u32,
+            notify_code,
+            new_face_version: Some(new_face_version),
+            msg_source,
         },
     }))
 }
@@ -504,10 +517,10 @@ fn decode_session(row: &dyn Get) -> Result<SessionRow> {
         max_seqno: row.u64("max_seqno")?,
         follows: row.flag("follows")?,
         talker_system_type: row.i64("talker_system_type")? as u8,
-        last_msg: decode_msg(row)?,
         manual_sent: row.u64("manual_sent")?,
         biz_unread: row.u64("biz_unread")?,
         official_unread: row.u64("official_unread")?,
+        last_msg: decode_msg(row)?,
         group: None,
     })
 }
