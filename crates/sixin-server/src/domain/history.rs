@@ -94,7 +94,10 @@ impl Service {
     pub(crate) fn decorate(&self, messages: &mut [Message], web: bool) -> Vec<EmojiInfo> {
         let mut infos: Vec<EmojiInfo> = Vec::new();
         for m in messages.iter_mut() {
-            if m.msg_type != content::TEXT {
+            // Emoji are written `[name]`; a text without a bracket (even an escaped one) has none.
+            if m.msg_type != content::TEXT
+                || !(m.content.contains('[') || m.content.contains("\\u"))
+            {
                 continue;
             }
             let Ok(mut text) = serde_json::from_str::<content::Text>(&m.content) else {
