@@ -107,7 +107,16 @@ impl Writer {
                     }
                     // The process's other writes (sqlx's write pool) wait meanwhile.
                     let _gate = gate.blocking_lock();
-                    run_batch(&mut conn, batch, &rows_written);
+                    // A panic inside a batch must not take the writer down with it: its
+                    // callers lose their answers (an error for each), the transaction is
+                    // undone, and the next batch starts afresh.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_batch(&mut conn, batch, &rows_written)
+                    }));
+                    if ran.is_err() {
+                        tracing::error!("a group commit panicked; its writes were undone");
+                        let _ = conn.batch("ROLLBACK");
+                    }
                 }
             })
             .map_err(|e| StoreError::Other(format!("starting the writer thread: {e}")))?;

@@ -1381,3 +1381,64 @@ async fn send_concurrent_recalls_succeed_once(s: &Server) {
     assert_eq!(by_key(&history(s, &a, &b).await, k2)["msg_seqno"], 3);
 }
 scenario!(send_concurrent_recalls_succeed_once);
+
+/// Refused writes share group commits with accepted ones: a refused recall is undone alone
+/// and takes none of the plain sends queued beside it down with it.
+async fn send_refused_recalls_leave_batch_mates_stored(s: &Server) {
+    let a = s.user("alice").await;
+    let b = s.user("bob").await;
+    befriend(s, &a, &b).await;
+    let k = s.send_text(&a, &b, "oops").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..24u32 {
+        let http = s.http.clone();
+        let url = s.url(SEND);
+        let cookie = a.cookie();
+        let f = if i % 3 == 0 {
+            form(&a, b.mid, 5, &k.to_string())
+        } else {
+            form(&a, b.mid, 1, &text(&format!("m{i}")))
+        };
+        set.spawn(async move {
+            let resp = http
+                .post(url)
+                .header("Cookie", cookie)
+                .form(&f)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status().as_u16(), 200);
+            (i, resp.json::<Value>().await.expect("JSON"))
+        });
+    }
+    let (mut recalls, mut texts) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (i, v) = r.expect("task");
+        if i % 3 != 0 {
+            ok(&v);
+            texts += 1;
+        } else if v["code"] == 0 {
+            recalls += 1;
+        } else {
+            assert_err(&v, 21042, "消息已经撤回了哦");
+        }
+    }
+    assert_eq!((recalls, texts), (1, 16));
+    // The target, one recall and 16 texts, on seqnos 1..=18 without a gap.
+    let h = history(s, &b, &a).await;
+    assert_eq!(h.len(), 18);
+    let mut seqnos: Vec<u64> = h.iter().map(|m| m["msg_seqno"].as_u64().unwrap()).collect();
+    seqnos.sort_unstable();
+    assert_eq!(seqnos, (1..=18).collect::<Vec<u64>>());
+    assert_eq!(h.iter().filter(|m| m["msg_type"] == 5).count(), 1);
+    assert_eq!(by_key(&h, k)["msg_status"], 1);
+    // Bob's unread count holds every stored message from Alice: 1 + 16 texts + 1 recall.
+    let v = s
+        .get(&b, "/session_svr/v1/session_svr/single_unread", &[])
+        .await;
+    assert_eq!(
+        ok(&v)["unfollow_unread"].as_u64().unwrap() + ok(&v)["follow_unread"].as_u64().unwrap(),
+        18
+    );
+}
+scenario!(send_refused_recalls_leave_batch_mates_stored);
