@@ -55,9 +55,9 @@ impl From<Option<String>> for Arg {
     }
 }
 
-/// `args![a, b, ...]`: a `Vec<Arg>` from values that convert into [`Arg`].
+/// `args![a, b, ...]`: an array of [`Arg`]s from values that convert into one.
 macro_rules! args {
-    ($($v:expr),* $(,)?) => { vec![$($crate::store::exec::Arg::from($v)),*] };
+    ($($v:expr),* $(,)?) => { [$($crate::store::exec::Arg::from($v)),*] };
 }
 pub(crate) use args;
 
@@ -146,33 +146,29 @@ fn bind_any<'q>(
 }
 
 impl Exec for sqlx::AnyConnection {
-    fn all<T: Send + 'static>(
+    async fn all<T: Send + 'static>(
         &mut self,
         sql: &str,
         args: &[Arg],
         decode: Decode<T>,
-    ) -> impl Future<Output = Result<Vec<T>>> + Send {
-        async move {
-            let rows = bind_any(sqlx::query(sql), args)
-                .fetch_all(&mut *self)
-                .await?;
-            rows.iter().map(|r| decode(r)).collect()
-        }
+    ) -> Result<Vec<T>> {
+        let rows = bind_any(sqlx::query(sql), args)
+            .fetch_all(&mut *self)
+            .await?;
+        rows.iter().map(|r| decode(r)).collect()
     }
 
-    fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = Result<u64>> + Send {
-        async move {
-            if args.is_empty() {
-                // Transaction control and the like: sent as a plain statement.
-                return Ok(sqlx::Executor::execute(&mut *self, sql)
-                    .await?
-                    .rows_affected());
-            }
-            Ok(bind_any(sqlx::query(sql), args)
-                .execute(&mut *self)
+    async fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
+        if args.is_empty() {
+            // Transaction control and the like: sent as a plain statement.
+            return Ok(sqlx::Executor::execute(&mut *self, sql)
                 .await?
-                .rows_affected())
+                .rows_affected());
         }
+        Ok(bind_any(sqlx::query(sql), args)
+            .execute(&mut *self)
+            .await?
+            .rows_affected())
     }
 }
 

@@ -822,9 +822,10 @@ impl SqlStore {
     async fn rows<T: Send + 'static>(
         &self,
         sql: &str,
-        args: Vec<Arg>,
+        args: impl Into<Vec<Arg>>,
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
+        let args: Vec<Arg> = args.into();
         match &self.readers {
             Some(r) => r.with(|c| c.query(sql, &args, decode)),
             None => {
@@ -839,9 +840,10 @@ impl SqlStore {
     async fn rows_unprepared<T: Send + 'static>(
         &self,
         sql: &str,
-        args: Vec<Arg>,
+        args: impl Into<Vec<Arg>>,
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
+        let args: Vec<Arg> = args.into();
         match &self.readers {
             // SQLite statements are cheap to keep: an LRU of them per connection.
             Some(r) => r.with(|c| c.query(sql, &args, decode)),
@@ -855,7 +857,7 @@ impl SqlStore {
     async fn row<T: Send + 'static>(
         &self,
         sql: &str,
-        args: Vec<Arg>,
+        args: impl Into<Vec<Arg>>,
         decode: Decode<T>,
     ) -> Result<Option<T>> {
         Ok(self.rows(sql, args, decode).await?.into_iter().next())
@@ -1019,7 +1021,7 @@ impl Store for SqlStore {
         );
         self.rows_unprepared(
             &sql,
-            mids.iter().map(|m| Arg::I(i(*m))).collect(),
+            mids.iter().map(|m| Arg::I(i(*m))).collect::<Vec<Arg>>(),
             decode_user,
         )
         .await
@@ -1260,7 +1262,7 @@ impl Store for SqlStore {
             " ORDER BY m.seqno DESC"
         });
         sql.push_str(&format!(" LIMIT ${n}"));
-        let mut args = args![conv_id, i(viewer)];
+        let mut args = Vec::from(args![conv_id, i(viewer)]);
         if let Some(b) = w.begin {
             args.push(Arg::I(i(b.min(i64::MAX as u64))));
         }
@@ -1343,7 +1345,7 @@ impl Store for SqlStore {
         }
         n += 1;
         sql.push_str(&format!(" LIMIT ${n}"));
-        let mut args = args![i(owner)];
+        let mut args = Vec::from(args![i(owner)]);
         if !q.pinned {
             args.extend(q.after.map(Arg::I));
             args.extend(q.before.map(Arg::I));
@@ -1377,7 +1379,7 @@ impl Store for SqlStore {
              AND s.talker_id IN ({}) AND s.last_seqno > 0",
             placeholders(2, talkers.len())
         );
-        let mut args = args![i(owner)];
+        let mut args = Vec::from(args![i(owner)]);
         args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
         self.rows_unprepared(&sql, args, |r| r.u64("talker_id"))
             .await
@@ -1549,7 +1551,7 @@ impl Store for SqlStore {
             "SELECT talker_id, is_dnd FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id IN ({})",
             placeholders(3, talkers.len())
         );
-        let mut args = args![i(owner), i64::from(session_type)];
+        let mut args = Vec::from(args![i(owner), i64::from(session_type)]);
         args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
         self.rows_unprepared(&sql, args, |r| Ok((r.u64("talker_id")?, r.flag("is_dnd")?)))
             .await
@@ -1915,7 +1917,7 @@ impl Store for SqlStore {
             n += 1;
             sql.push_str(&format!(" AND {VIEW_TS} < ${n}"));
         }
-        let mut args = args![i(owner)];
+        let mut args = Vec::from(args![i(owner)]);
         args.extend(q.group_id.map(|g| Arg::I(i(g))));
         args.extend(q.after.map(Arg::I));
         args.extend(q.before.map(Arg::I));
