@@ -238,6 +238,18 @@ impl Service {
         } else {
             size.min(MAX_SESSIONS)
         };
+        let empty = SessionList {
+            session_list: None,
+            has_more: 0,
+            anti_disturb_cleaning: false,
+            is_address_list_empty: 0,
+            system_msg: None,
+            show_level: false,
+        };
+        // Most polls find nothing new: one cheap statement answers them.
+        if !self.store.any_session_since(caller.mid, begin_ts).await? {
+            return Ok(empty);
+        }
         let mut rows = self
             .store
             .sessions_since(caller.mid, begin_ts, size + 1)

@@ -385,6 +385,10 @@ pub trait Store: Send + Sync + 'static {
         talker_id: u64,
     ) -> Result<Option<SessionRow>>;
     async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
+    /// Whether any user or fan-group session of `owner` moved after `since` (a superset of
+    /// what `sessions_since` and `group_sessions` with `after: since` return): the cheap
+    /// answer to an idle poller.
+    async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool>;
     /// Sessions with `session_ts > since`, newest first.
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>>;
     /// Which of `talkers` `owner` has a (visible) session with.

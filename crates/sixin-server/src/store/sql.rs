@@ -1355,6 +1355,22 @@ impl Store for SqlStore {
         self.rows(&sql, args, decode_session).await
     }
 
+    async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool> {
+        let any = self
+            .row(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM sessions WHERE owner = $1 \
+                 AND session_type = 1 AND session_ts > $2) OR EXISTS (SELECT 1 FROM sessions s \
+                 JOIN groups g ON g.group_id = s.talker_id JOIN conversations c ON c.id = g.conv_id \
+                 JOIN group_members gm ON gm.group_id = g.group_id AND gm.mid = s.owner \
+                 WHERE s.owner = $1 AND s.session_type = 2 AND (CASE WHEN gm.left_seqno > 0 \
+                 THEN gm.left_us ELSE c.last_ts_us END) > $2) THEN 1 ELSE 0 END AS any_new",
+                args![i(owner), since],
+                |r| r.flag("any_new"),
+            )
+            .await?;
+        Ok(any.unwrap_or(false))
+    }
+
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
         let sql = format!(
             "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
