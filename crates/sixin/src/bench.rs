@@ -269,6 +269,31 @@ struct Ctx {
     idle_since: i64,
 }
 
+/// The hub sends `text` to `to` (a user for `receiver_type` 1, a fan group for 2).
+async fn send(
+    ctx: &Ctx,
+    to: u64,
+    receiver_type: u8,
+    text: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let form = [
+        ("msg[sender_uid]", ctx.hub.mid.to_string()),
+        ("msg[receiver_id]", to.to_string()),
+        ("msg[receiver_type]", receiver_type.to_string()),
+        ("msg[msg_type]", "1".into()),
+        ("msg[dev_id]", "B3BE8D5A-0E6B-4C3F-9C25-5C5D2B1A7E11".into()),
+        ("msg[timestamp]", "1700000000".into()),
+        ("msg[content]", json!({ "content": text }).to_string()),
+        ("csrf", ctx.hub.csrf.clone()),
+    ];
+    ctx.http
+        .post(format!("{}/web_im/v1/web_im/send_msg", ctx.base))
+        .header("Cookie", &ctx.hub.cookie)
+        .form(&form)
+        .send()
+        .await
+}
+
 /// One request of a workload; Ok(true) when it succeeded (HTTP 200 and code 0).
 async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
     let c = &ctx.http;
@@ -276,21 +301,7 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
         "healthz" => c.get(format!("{}/healthz", ctx.base)).send().await?,
         "send_msg" => {
             let to = HUB + 1 + rng.below(ctx.hub_sessions.max(1));
-            let form = [
-                ("msg[sender_uid]", ctx.hub.mid.to_string()),
-                ("msg[receiver_id]", to.to_string()),
-                ("msg[receiver_type]", "1".into()),
-                ("msg[msg_type]", "1".into()),
-                ("msg[dev_id]", "B3BE8D5A-0E6B-4C3F-9C25-5C5D2B1A7E11".into()),
-                ("msg[timestamp]", "1700000000".into()),
-                ("msg[content]", "{\"content\":\"bench\"}".into()),
-                ("csrf", ctx.hub.csrf.clone()),
-            ];
-            c.post(format!("{}/web_im/v1/web_im/send_msg", ctx.base))
-                .header("Cookie", &ctx.hub.cookie)
-                .form(&form)
-                .send()
-                .await?
+            send(ctx, to, 1, "bench").await?
         }
         "fetch_session_msgs" => {
             let talker = HUB + 1 + rng.below(ctx.hub_sessions.max(1));
@@ -321,23 +332,7 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
             .send()
             .await?
         }
-        "group_send" => {
-            let form = [
-                ("msg[sender_uid]", ctx.hub.mid.to_string()),
-                ("msg[receiver_id]", ctx.group_id.to_string()),
-                ("msg[receiver_type]", "2".into()),
-                ("msg[msg_type]", "1".into()),
-                ("msg[dev_id]", "B3BE8D5A-0E6B-4C3F-9C25-5C5D2B1A7E11".into()),
-                ("msg[timestamp]", "1700000000".into()),
-                ("msg[content]", "{\"content\":\"bench group\"}".into()),
-                ("csrf", ctx.hub.csrf.clone()),
-            ];
-            c.post(format!("{}/web_im/v1/web_im/send_msg", ctx.base))
-                .header("Cookie", &ctx.hub.cookie)
-                .form(&form)
-                .send()
-                .await?
-        }
+        "group_send" => send(ctx, ctx.group_id, 2, "bench group").await?,
         "group_fetch" => {
             let end = 2 + rng.below(ctx.group_max.max(1));
             c.get(format!(
