@@ -1904,8 +1904,14 @@ impl Store for SqlStore {
         const VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
         let mut sql = format!(
             "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, s.ack_ts, \
-             {VIEW_TS} AS session_ts, s.last_seqno, s.top_ts, s.is_dnd, s.push_setting, s.removed, \
-             {VIEW_MAX} AS max_seqno, g.name AS g_name, g.cover AS g_cover, g.group_type AS g_type, \
+             {VIEW_TS} AS session_ts, {VIEW_MAX} AS last_seqno, \
+             CASE WHEN {VIEW_MAX} > s.ack_seqno THEN {VIEW_MAX} - s.ack_seqno ELSE 0 END \
+             AS unread_count, s.top_ts, s.is_dnd, s.push_setting, s.removed, \
+             CAST(0 AS BIGINT) AS is_intercept, CAST(0 AS BIGINT) AS is_trust, \
+             {VIEW_MAX} AS max_seqno, CAST(0 AS BIGINT) AS follows, \
+             CAST(0 AS BIGINT) AS talker_system_type, CAST(0 AS BIGINT) AS manual_sent, \
+             CAST(0 AS BIGINT) AS biz_unread, CAST(0 AS BIGINT) AS official_unread, \
+             g.name AS g_name, g.cover AS g_cover, g.group_type AS g_type, \
              g.state AS g_state, gm.joined_us, gm.left_seqno, \
              COALESCE((SELECT MAX(x.seqno) FROM group_mentions x WHERE x.group_id = g.group_id \
                AND x.mid = s.owner AND x.seqno > s.ack_seqno AND x.seqno <= {VIEW_MAX}), 0) AS at_seqno, \
@@ -1938,32 +1944,10 @@ impl Store for SqlStore {
         args.extend(q.group_id.map(|g| Arg::I(i(g))));
         args.extend(q.after.map(Arg::I));
         args.extend(q.before.map(Arg::I));
+        // The columns a user session has and a group session doesn't are constants above,
+        // so both decode alike.
         self.rows(&sql, args, |r| {
-            let max = r.u64("max_seqno")?;
-            let ack = r.u64("ack_seqno")?;
             Ok(SessionRow {
-                owner: r.u64("owner")?,
-                session_type: 2,
-                talker_id: r.u64("talker_id")?,
-                conv_id: r.opt_i64("conv_id")?,
-                ack_seqno: ack,
-                ack_ts: r.i64("ack_ts")?,
-                session_ts: r.i64("session_ts")?,
-                last_seqno: max,
-                unread_count: max.saturating_sub(ack),
-                top_ts: r.i64("top_ts")?,
-                is_dnd: r.flag("is_dnd")?,
-                push_setting: r.i64("push_setting")? as u8,
-                removed: r.flag("removed")?,
-                is_intercept: false,
-                is_trust: false,
-                max_seqno: max,
-                follows: false,
-                talker_system_type: 0,
-                last_msg: decode_msg(r)?,
-                manual_sent: 0,
-                biz_unread: 0,
-                official_unread: 0,
                 group: Some(GroupView {
                     name: r.str("g_name")?,
                     cover: r.str("g_cover")?,
@@ -1973,6 +1957,7 @@ impl Store for SqlStore {
                     left_seqno: r.u64("left_seqno")?,
                     at_seqno: r.u64("at_seqno")?,
                 }),
+                ..decode_session(r)?
             })
         })
         .await
