@@ -309,10 +309,13 @@ impl Native {
 
     /// Copies what the write-ahead log holds into the database file, as far as readers allow,
     /// without waiting for anyone.
-    pub(crate) fn checkpoint(&mut self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+    /// Returns the frames the log holds and how many of them are now in the database file.
+    pub(crate) fn checkpoint(&mut self) -> Result<(i64, i64)> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?)
     }
 }
 

@@ -70,28 +70,28 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 const MAX_BATCH: usize = 512;
 
+/// The writer checkpoints itself only if the log grew this long all the same (a stalled
+/// checkpointer): ten times [`RESTART_FRAMES`].
+const WRITER_CHECKPOINT_FRAMES: i64 = 160_000;
+
+/// Log length (frames) from which the checkpointer makes the log start over.
+const RESTART_FRAMES: i64 = 16_000;
+
 impl Writer {
     /// Starts the writer thread; it stops once the store (the last sender) is gone.
     fn spawn(
         mut conn: Native,
-        mut checkpointer: Native,
+        checkpointer: Native,
+        db_file: std::fs::File,
         gate: Arc<tokio::sync::Mutex<()>>,
         rows_written: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Writer> {
         // Checkpoints copy pages beside the writer instead of inside its commits.
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let ckpt_gate = gate.clone();
         std::thread::Builder::new()
             .name("sixin-checkpoint".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    if let Err(e) = checkpointer.checkpoint() {
-                        tracing::warn!(error = %e, "checkpoint failed");
-                    }
-                }
-                let _ = checkpointer.checkpoint();
-            })
+            .spawn(move || run_checkpointer(checkpointer, db_file, ckpt_gate, stopped))
             .map_err(|e| StoreError::Other(format!("starting the checkpointer: {e}")))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -129,6 +129,71 @@ impl Writer {
         // caller reads as "the writer stopped".
         let _ = self.jobs.send(job);
     }
+}
+
+/// Frames of log left to copy under which the checkpointer holds the writer to finish.
+const CATCH_UP_FRAMES: u64 = 1000;
+
+/// The checkpointer thread: every [`CHECKPOINT_EVERY`] it copies the write-ahead log into the
+/// database file as far as readers allow, without holding up the writer.
+///
+/// The log starts over (instead of growing) only when a batch begins with the log wholly in
+/// the database file, durably. The writer keeps appending, so once the log is long the
+/// checkpointer first makes what it copied durable (`fdatasync` of the database file, the slow
+/// part) and copies again while the writer goes on, until little is left; then it holds the
+/// writer between two batches for the last copy, whose sync now finds only those few pages.
+/// A checkpoint by the writer itself would copy and sync everything since the last complete
+/// one inside a commit: tens of milliseconds during which every send waits.
+fn run_checkpointer(
+    mut ckpt: Native,
+    db_file: std::fs::File,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    stopped: std::sync::mpsc::Receiver<()>,
+) {
+    let warn = |e: &dyn std::fmt::Display| tracing::warn!(error = %e, "checkpoint failed");
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(CHECKPOINT_EVERY)
+    {
+        let mut log = match ckpt.checkpoint() {
+            Ok((log, _)) => log,
+            Err(e) => {
+                warn(&e);
+                continue;
+            }
+        };
+        if log < RESTART_FRAMES {
+            continue;
+        }
+        // Each round makes durable what was copied, then copies what came meanwhile: fewer
+        // new frames each time, as the disk syncs faster than the writer dirties pages.
+        let mut synced = true;
+        for _ in 0..6 {
+            if let Err(e) = db_file.sync_data() {
+                warn(&e);
+                synced = false;
+                break;
+            }
+            let fresh = match ckpt.checkpoint() {
+                Ok((now, _)) => std::mem::replace(&mut log, now).abs_diff(now),
+                Err(e) => {
+                    warn(&e);
+                    synced = false;
+                    break;
+                }
+            };
+            if fresh < CATCH_UP_FRAMES {
+                break;
+            }
+        }
+        if !synced || db_file.sync_data().is_err() {
+            continue;
+        }
+        let _writer_held = gate.blocking_lock();
+        if let Err(e) = ckpt.checkpoint() {
+            warn(&e);
+        }
+    }
+    let _ = ckpt.checkpoint();
 }
 
 /// A connection of sqlx's write pool, held with the write gate (SQLite): no group commit runs
@@ -364,14 +429,13 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             .await?;
         // The writer keeps its own page cache (nothing else writes, so it stays valid; 16 MB
         // measured faster than 4 or 64 MB: SQLite walks the whole cache's hash table at the
-        // end of some transactions) and savepoint journals in memory. The checkpointer thread copies the write-ahead log
-        // into the database file beside it; the writer's own checkpoints (which let the log
-        // start over) then find little left to copy.
+        // end of some transactions) and savepoint journals in memory. Checkpoints are the
+        // checkpointer thread's (see run_checkpointer); the writer's own is a backstop.
         let native = Native::open(
             path,
             &format!(
                 "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384; \
-                 PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000;"
+                 PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES};"
             ),
         )?;
         let checkpointer = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
@@ -383,6 +447,8 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             writer: Some(Writer::spawn(
                 native,
                 checkpointer,
+                std::fs::File::open(path)
+                    .map_err(|e| StoreError::Other(format!("opening {path}: {e}")))?,
                 gate.clone(),
                 rows_written.clone(),
             )?),
@@ -436,6 +502,9 @@ fn sqlite_pragmas<'c>(
     Box::pin(async move {
         conn.execute("PRAGMA busy_timeout = 10000").await?;
         conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+            .await?;
+        // Checkpoints are the checkpointer thread's, not a rare write's (see run_checkpointer).
+        conn.execute(format!("PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES}").as_str())
             .await?;
         Ok(())
     })
