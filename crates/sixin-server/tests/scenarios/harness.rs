@@ -258,6 +258,11 @@ impl Server {
         }
     }
 
+    /// The SQLite database file (None on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.0.join("sixin.db"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

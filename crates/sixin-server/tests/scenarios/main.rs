@@ -13,6 +13,7 @@ mod multinode;
 mod relations;
 mod send;
 mod sessions;
+mod storage;
 mod web_login;
 mod wire;
 
