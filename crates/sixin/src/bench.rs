@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Seconds per workload.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// Seconds each workload runs unmeasured first, so that it is measured in its steady
+    /// state: with the pages it reads in memory, not as the previous workload left them.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
     /// Comma-separated workloads (default: all): healthz, send_msg, fetch_session_msgs,
     /// get_sessions, new_sessions, single_unread.
     #[arg(long)]
@@ -81,6 +85,7 @@ struct Report {
     seed_seconds: f64,
     concurrency: usize,
     seconds_per_workload: f64,
+    warmup_seconds: f64,
     /// The mean of `healthz` (first) and `healthz_end` (last): what ratios divide by.
     ceiling_rps: f64,
     workloads: Vec<WorkloadReport>,
@@ -375,6 +380,13 @@ async fn one(ctx: &Ctx, name: &str, rng: &mut Rng) -> anyhow::Result<bool> {
     Ok(body.starts_with(b"{\"code\":0,"))
 }
 
+/// Runs a workload for `--warmup` seconds without keeping its figures.
+async fn warm_up(ctx: &Arc<Ctx>, name: &str, args: &BenchArgs) {
+    if args.warmup > 0.0 {
+        run_workload(ctx.clone(), name, args.concurrency, args.warmup).await;
+    }
+}
+
 async fn run_workload(
     ctx: Arc<Ctx>,
     name: &str,
@@ -586,9 +598,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!(
-            "# {name} for {:.1} s at {} connections",
-            args.seconds, args.concurrency
+            "# {name} for {:.1} s at {} connections (after {:.1} s unmeasured)",
+            args.seconds, args.concurrency, args.warmup
         );
+        warm_up(&ctx, name, &args).await;
         reports.push(run_workload(ctx.clone(), name, args.concurrency, args.seconds).await);
     }
     // The ceiling again at the end: the machine's speed drifts over a run, and the ceiling
@@ -598,6 +611,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "# healthz (again) for {:.1} s at {} connections",
             args.seconds, args.concurrency
         );
+        warm_up(&ctx, "healthz", &args).await;
         let mut again = run_workload(ctx.clone(), "healthz", args.concurrency, args.seconds).await;
         again.name = "healthz_end".into();
         reports.push(again);
@@ -630,6 +644,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         seed_seconds,
         concurrency: args.concurrency,
         seconds_per_workload: args.seconds,
+        warmup_seconds: args.warmup,
         ceiling_rps: ceiling,
         workloads: reports,
         server_peak_rss_mb: rss_mb(pid, "VmHWM:"),

@@ -22,6 +22,8 @@ fn small_bench_run_reports_every_workload() {
             "40",
             "--seconds",
             "0.5",
+            "--warmup",
+            "0.25",
             "--concurrency",
             "4",
             "--group-members",
@@ -44,6 +46,8 @@ fn small_bench_run_reports_every_workload() {
     assert_eq!(v["hub_sessions"], 40);
     assert_eq!(v["backend"], "sqlite");
     assert_eq!(v["group_members"], 30);
+    assert_eq!(v["seconds_per_workload"], 0.5);
+    assert_eq!(v["warmup_seconds"], 0.25);
     let names: Vec<&str> = v["workloads"]
         .as_array()
         .unwrap()
