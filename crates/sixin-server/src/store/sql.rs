@@ -131,7 +131,8 @@ impl Writer {
     }
 }
 
-/// Frames of log left to copy under which the checkpointer holds the writer to finish.
+/// New log frames per catch-up round (written while the checkpointer synced) under which it
+/// holds the writer for the last copy.
 const CATCH_UP_FRAMES: u64 = 1000;
 
 /// The checkpointer thread: every [`CHECKPOINT_EVERY`] it copies the write-ahead log into the
