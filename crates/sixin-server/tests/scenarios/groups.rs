@@ -1740,7 +1740,9 @@ async fn add_many_members(s: &Server, g: u64, n: usize, workers: usize) {
                     .send()
                     .await
                     .expect("join");
-                assert_eq!(resp.status().as_u16(), 200);
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                assert_eq!(status, 200, "joining {mid}: {body}");
                 k += workers;
             }
         });
