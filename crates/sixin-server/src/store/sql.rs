@@ -202,6 +202,23 @@ fn run_checkpointer(
 struct WriteConn {
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    /// SQLite: transactions begin with `BEGIN IMMEDIATE`.
+    immediate: bool,
+}
+
+impl WriteConn {
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout if another connection holds it): a deferred
+    /// transaction that read first and then writes is refused at once with "database is
+    /// locked" whenever another connection holds the lock at that moment, or committed since
+    /// the transaction's first read (another process on the same file).
+    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>> {
+        Ok(if self.immediate {
+            sqlx::Connection::begin_with(&mut *self.conn, "BEGIN IMMEDIATE").await?
+        } else {
+            sqlx::Connection::begin(&mut *self.conn).await?
+        })
+    }
 }
 
 impl std::ops::Deref for WriteConn {
@@ -957,6 +974,7 @@ impl SqlStore {
         Ok(WriteConn {
             _gate: gate,
             conn: self.write.acquire().await?,
+            immediate: self.backend == Backend::Sqlite,
         })
     }
 
@@ -1265,7 +1283,7 @@ impl Store for SqlStore {
                 .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
         }
         let mut w = self.w().await?;
-        let mut tx = sqlx::Connection::begin(&mut *w).await?;
+        let mut tx = w.begin().await?;
         let (r, intact) = hits_then_insert(&mut *tx, peer, &insert, &*key_of).await;
         if intact {
             tx.commit().await?;
@@ -1522,7 +1540,7 @@ impl Store for SqlStore {
         now_us: i64,
     ) -> Result<bool> {
         let mut w = self.w().await?;
-        let mut tx = sqlx::Connection::begin(&mut *w).await?;
+        let mut tx = w.begin().await?;
         let row = sqlx::query("SELECT conv_id, ack_seqno FROM sessions WHERE owner = $1 AND session_type = $2 AND talker_id = $3")
             .bind(i(owner))
             .bind(i64::from(session_type))
@@ -1804,7 +1822,7 @@ impl Store for SqlStore {
     ) -> Result<Group> {
         for _attempt in 0..5 {
             let mut w = self.w().await?;
-            let mut tx = sqlx::Connection::begin(&mut *w).await?;
+            let mut tx = w.begin().await?;
             let next: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(group_id), 100000) + 1 FROM groups")
                     .fetch_one(&mut *tx)
@@ -1906,7 +1924,7 @@ impl Store for SqlStore {
 
     async fn add_member(&self, group_id: u64, mid: u64, now_us: i64) -> Result<()> {
         let mut w = self.w().await?;
-        let mut tx = sqlx::Connection::begin(&mut *w).await?;
+        let mut tx = w.begin().await?;
         let conv_id: i64 = sqlx::query_scalar("SELECT conv_id FROM groups WHERE group_id = $1")
             .bind(i(group_id))
             .fetch_one(&mut *tx)
@@ -2086,7 +2104,7 @@ impl Store for SqlStore {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let last_us = first_us + (count as i64 - 1) * 1000;
         let mut w = self.w().await?;
-        let mut tx = sqlx::Connection::begin(&mut *w).await?;
+        let mut tx = w.begin().await?;
         let conv_id: i64 = sqlx::query_scalar(
             "INSERT INTO conversations (kind, pair_key, user_lo, user_hi, max_seqno, last_ts_us) \
              VALUES (1, $1, $2, $3, $4, $5) RETURNING id",
