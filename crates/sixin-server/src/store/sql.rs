@@ -467,6 +467,9 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
             writer: Some(Writer::spawn(
                 native,
                 checkpointer,
+                // Only for fdatasync. Closing a descriptor drops the process's POSIX locks on
+                // the file, so it stays open as long as the store's own connections: it is
+                // closed when the checkpointer stops, with the store.
                 std::fs::File::open(path)
                     .map_err(|e| StoreError::Other(format!("opening {path}: {e}")))?,
                 gate.clone(),
