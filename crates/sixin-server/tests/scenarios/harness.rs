@@ -348,16 +348,28 @@ impl Server {
 
     /// POST a form exactly as given (no csrf added).
     pub async fn post_raw(&self, user: &User, path: &str, form: &[(&str, String)]) -> Value {
-        let resp = self
+        self.post_raw_task(user, path, form).await
+    }
+
+    /// [`Self::post_raw`] as a future that borrows nothing, for requests sent concurrently
+    /// (a task each).
+    pub fn post_raw_task(
+        &self,
+        user: &User,
+        path: &str,
+        form: &[(&str, String)],
+    ) -> impl std::future::Future<Output = Value> + Send + 'static {
+        let req = self
             .http
             .post(self.url(path))
             .header("Cookie", user.cookie())
-            .form(form)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(resp.status().as_u16(), 200, "POST {path}");
-        serde_json::from_str(&resp.text().await.expect("body")).expect("JSON answer")
+            .form(form);
+        let path = path.to_string();
+        async move {
+            let resp = req.send().await.expect("request");
+            assert_eq!(resp.status().as_u16(), 200, "POST {path}");
+            serde_json::from_str(&resp.text().await.expect("body")).expect("JSON answer")
+        }
     }
 
     pub fn send_form(

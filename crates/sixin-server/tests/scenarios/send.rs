@@ -1345,21 +1345,7 @@ async fn send_concurrent_recalls_succeed_once(s: &Server) {
     let k = s.send_text(&a, &b, "oops").await;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..6 {
-        let http = s.http.clone();
-        let url = s.url(SEND);
-        let cookie = a.cookie();
-        let f = form(&a, b.mid, 5, &k.to_string());
-        set.spawn(async move {
-            let resp = http
-                .post(url)
-                .header("Cookie", cookie)
-                .form(&f)
-                .send()
-                .await
-                .expect("request");
-            assert_eq!(resp.status().as_u16(), 200);
-            resp.json::<Value>().await.expect("JSON")
-        });
+        set.spawn(s.post_raw_task(&a, SEND, &form(&a, b.mid, 5, &k.to_string())));
     }
     let mut wins = 0;
     while let Some(r) = set.join_next().await {
@@ -1391,25 +1377,13 @@ async fn send_refused_recalls_leave_batch_mates_stored(s: &Server) {
     let k = s.send_text(&a, &b, "oops").await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..24u32 {
-        let http = s.http.clone();
-        let url = s.url(SEND);
-        let cookie = a.cookie();
         let f = if i % 3 == 0 {
             form(&a, b.mid, 5, &k.to_string())
         } else {
             form(&a, b.mid, 1, &text(&format!("m{i}")))
         };
-        set.spawn(async move {
-            let resp = http
-                .post(url)
-                .header("Cookie", cookie)
-                .form(&f)
-                .send()
-                .await
-                .expect("request");
-            assert_eq!(resp.status().as_u16(), 200);
-            (i, resp.json::<Value>().await.expect("JSON"))
-        });
+        let answer = s.post_raw_task(&a, SEND, &f);
+        set.spawn(async move { (i, answer.await) });
     }
     let (mut recalls, mut texts) = (0, 0);
     while let Some(r) = set.join_next().await {

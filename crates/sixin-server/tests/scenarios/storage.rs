@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::send::{befriend, form, text};
 use crate::*;
 
@@ -124,20 +122,9 @@ async fn send_range(
                 (b, a)
             };
             let content = text(&format!("wal {i} {PAD}{PAD}{PAD}"));
-            let body = form(sender, receiver.mid, 1, &content);
-            let req = s
-                .http
-                .post(s.url(SEND))
-                .header("Cookie", sender.cookie())
-                .form(&body);
+            let answer = s.post_raw_task(sender, SEND, &form(sender, receiver.mid, 1, &content));
             let sender = sender.mid;
-            set.spawn(async move {
-                let resp = req.send().await.expect("send request");
-                assert_eq!(resp.status().as_u16(), 200, "send {i}");
-                let v: Value =
-                    serde_json::from_str(&resp.text().await.expect("body")).expect("JSON answer");
-                (i, sender, content, v)
-            });
+            set.spawn(async move { (i, sender, content, answer.await) });
         }
         let Some(done) = set.join_next().await else {
             break;
