@@ -4,7 +4,7 @@
 use sixin_proto::content::{SystemTip, TipItem};
 
 use super::{system, Caller, DomainError, Result, Service};
-use crate::store::{AutoReplies, Insert, NewMessage, Peer, Relation, User};
+use crate::store::{AutoReplies, Insert, NewMessage, Peer, RateHit, Relation, User};
 
 /// The tip a sender sees under their first message to someone who doesn't follow them.
 pub const ONE_MESSAGE_TIP: &str = "对方主动回复或关注你前，最多发送1条消息";
@@ -102,6 +102,15 @@ pub(crate) fn one_message_tip(sender: u64, receiver: u64) -> NewMessage {
     }
 }
 
+/// The answer when the rate counter at `index` of a send's counters went over its limit.
+pub(crate) fn rate_limit_error(index: usize) -> DomainError {
+    if index == 0 {
+        DomainError::TooFast
+    } else {
+        DomainError::DailyLimit
+    }
+}
+
 impl Service {
     /// Check 6 of a send to a user: blocks, privacy and the one-message rule.
     pub(crate) async fn relation_policy(
@@ -140,56 +149,41 @@ impl Service {
         Ok(policy)
     }
 
-    /// Check 7: rate limits and maintenance mode.
-    pub(crate) async fn check_rates(&self, caller: &Caller, receiver_follows: bool) -> Result<()> {
+    /// Check 7's rate counters for a send, in the order they are checked: per second, then
+    /// per day when the receiver doesn't follow the sender.
+    fn rate_counters(&self, caller: &Caller, receiver_follows: bool) -> Vec<RateHit> {
         let now = self.clock.now_secs();
-        let per_second = self
-            .store
-            .count_hit(&format!("s:{}", caller.mid), now)
-            .await?;
-        if per_second > self.config.sends_per_second {
-            return Err(DomainError::TooFast);
-        }
-        if !receiver_follows {
-            let today = self
-                .store
-                .count_hit(&format!("d:{}", caller.mid), day_of(now))
-                .await?;
-            if today > self.config.daily_sends_to_strangers {
-                return Err(DomainError::DailyLimit);
-            }
-        }
-        if self.in_maintenance().await? {
-            return Err(DomainError::Maintenance);
-        }
-        Ok(())
-    }
-
-    /// Check 7 for a send: the rate counters to count in the same write as the message
-    /// (per second first, then the daily one when the receiver doesn't follow the sender).
-    /// In maintenance the counters are counted on their own and the answer is given here,
-    /// in check 7's order.
-    pub(crate) async fn rate_hits(
-        &self,
-        caller: &Caller,
-        receiver_follows: bool,
-    ) -> Result<Vec<crate::store::RateHit>> {
-        if self.in_maintenance().await? {
-            self.check_rates(caller, receiver_follows).await?;
-            return Err(DomainError::Maintenance);
-        }
-        let now = self.clock.now_secs();
-        let mut hits = vec![crate::store::RateHit {
+        let mut hits = vec![RateHit {
             key: format!("s:{}", caller.mid),
             win: now,
             limit: self.config.sends_per_second,
         }];
         if !receiver_follows {
-            hits.push(crate::store::RateHit {
+            hits.push(RateHit {
                 key: format!("d:{}", caller.mid),
                 win: day_of(now),
                 limit: self.config.daily_sends_to_strangers,
             });
+        }
+        hits
+    }
+
+    /// Check 7 for a send: the rate counters to count in the same write as the message.
+    /// In maintenance they are counted on their own and the answer is given here, in check
+    /// 7's order (21020, 21046, then 21028).
+    pub(crate) async fn rate_hits(
+        &self,
+        caller: &Caller,
+        receiver_follows: bool,
+    ) -> Result<Vec<RateHit>> {
+        let hits = self.rate_counters(caller, receiver_follows);
+        if self.in_maintenance().await? {
+            for (k, hit) in hits.iter().enumerate() {
+                if self.store.count_hit(&hit.key, hit.win).await? > hit.limit {
+                    return Err(rate_limit_error(k));
+                }
+            }
+            return Err(DomainError::Maintenance);
         }
         Ok(hits)
     }

@@ -200,9 +200,8 @@ impl Service {
             StoreError::Stale => DomainError::AlreadyRecalled,
             // Another send won the one message allowed.
             StoreError::Conflict => DomainError::OneMessageLimit,
-            // Check 7: the per-second counter comes first, the daily one second.
-            StoreError::Limited(0) => DomainError::TooFast,
-            StoreError::Limited(_) => DomainError::DailyLimit,
+            // Check 7: a rate counter counted with the insert went over its limit.
+            StoreError::Limited(k) => relations::rate_limit_error(k),
             e => e.into(),
         })?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;

@@ -279,10 +279,7 @@ impl Service {
         Ok(SessionList {
             session_list: self.session_list(rows, web),
             has_more: u8::from(has_more),
-            anti_disturb_cleaning: false,
-            is_address_list_empty: 0,
-            system_msg: None,
-            show_level: false,
+            ..empty
         })
     }
 
