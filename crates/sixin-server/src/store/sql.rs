@@ -586,29 +586,17 @@ fn decode_msg(row: &dyn Get) -> Result<Option<sixin_proto::Message>> {
     Ok(decode_message(row)?.map(|m| m.msg))
 }
 
-/// The talker's `system_msg_type` (0 for a person): the system accounts are the fixed
-/// built-in set (`domain::system::SYSTEM_ACCOUNTS`), so a session list needs no join with
-/// `users` per row. A unit test keeps the two in step.
-macro_rules! talker_system_type {
-    () => {
-        "CAST(CASE s.talker_id WHEN 844424930131967 THEN 1 WHEN 844424930131968 THEN 5 \
-         WHEN 844424930131966 THEN 7 WHEN 844424930131969 THEN 8 WHEN 844424930131965 THEN 9 \
-         ELSE 0 END AS BIGINT)"
-    };
-}
-
-const SESSION_SELECT: &str = concat!(
+const SESSION_SELECT: &str =
     "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
     s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
     s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
-    COALESCE(r.follow, 0) AS follows, ",
-    talker_system_type!(),
-    " AS talker_system_type, s.manual_sent, s.biz_unread, s.official_unread, "
-);
+    COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, \
+    s.manual_sent, s.biz_unread, s.official_unread, ";
 
 const SESSION_JOINS: &str = " FROM sessions s \
     LEFT JOIN conversations c ON c.id = s.conv_id \
     LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+    LEFT JOIN users u ON u.mid = s.talker_id \
     LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
 
 fn decode_session(row: &dyn Get) -> Result<SessionRow> {
@@ -1416,16 +1404,16 @@ impl Store for SqlStore {
                 sql.push_str(" AND s.is_intercept = 0");
                 match followed {
                     Some(true) => sql.push_str(
-                        concat!(" AND (COALESCE(r.follow, 0) = 1 OR ", talker_system_type!(), " > 0)"),
+                        " AND (COALESCE(r.follow, 0) = 1 OR COALESCE(u.system_msg_type, 0) > 0)",
                     ),
                     Some(false) => sql.push_str(
-                        concat!(" AND COALESCE(r.follow, 0) = 0 AND ", talker_system_type!(), " = 0"),
+                        " AND COALESCE(r.follow, 0) = 0 AND COALESCE(u.system_msg_type, 0) = 0",
                     ),
                     None => {}
                 }
                 match system {
-                    Some(true) => sql.push_str(concat!(" AND ", talker_system_type!(), " > 0")),
-                    Some(false) => sql.push_str(concat!(" AND ", talker_system_type!(), " = 0")),
+                    Some(true) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) > 0"),
+                    Some(false) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) = 0"),
                     None => {}
                 }
             }
@@ -1509,14 +1497,12 @@ impl Store for SqlStore {
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
         self.rows(
-            concat!(
-                "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, \
-                 s.push_setting, COALESCE(r.follow, 0) AS follows, ",
-                talker_system_type!(),
-                " AS talker_system_type, s.is_intercept FROM sessions s \
-                 LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
-             WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0"
-            ),
+            "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
+             COALESCE(r.follow, 0) AS follows, \
+             COALESCE(u.system_msg_type, 0) AS talker_system_type, s.is_intercept FROM sessions s \
+             LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+             LEFT JOIN users u ON u.mid = s.talker_id \
+             WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
             args![i(owner)],
             |r| {
                 Ok(UnreadRow {
@@ -2190,24 +2176,5 @@ impl Store for SqlStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The SQL mapping of talkers to system types names exactly the built-in system accounts.
-    #[test]
-    fn talker_system_type_matches_the_system_accounts() {
-        let sql: String = talker_system_type!()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let accounts = &crate::domain::system::SYSTEM_ACCOUNTS;
-        assert_eq!(sql.matches(" WHEN ").count(), accounts.len());
-        for a in accounts {
-            let arm = format!(" WHEN {} THEN {} ", a.mid, a.system_msg_type);
-            assert!(sql.contains(&arm), "{arm} missing from {sql}");
-        }
-        assert!(sql.ends_with(" ELSE 0 END AS BIGINT)"), "{sql}");
     }
 }
