@@ -308,8 +308,8 @@ impl Native {
     }
 
     /// Copies what the write-ahead log holds into the database file, as far as readers allow,
-    /// without waiting for anyone.
-    /// Returns the frames the log holds and how many of them are now in the database file.
+    /// without waiting for anyone. Answers how many frames the log holds and how many of them
+    /// are now in the database file.
     pub(crate) fn checkpoint(&mut self) -> Result<(i64, i64)> {
         Ok(self
             .conn

@@ -123,11 +123,19 @@ impl Writer {
         Ok(Writer { jobs, _stop: stop })
     }
 
-    /// Queues `job`; its reply channel answers once the batch holding it has committed.
-    fn submit(&self, job: Job) {
-        // A send error means the thread is gone: dropping the job drops its reply, which the
-        // caller reads as "the writer stopped".
-        let _ = self.jobs.send(job);
+    /// Queues the job `make` builds around a reply channel, and answers what the channel
+    /// answers once the batch holding the job has committed.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T>>) -> Job,
+    ) -> Result<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // A send error means the thread is gone: dropping the job drops its reply, which
+        // reads as "the writer stopped".
+        let _ = self.jobs.send(make(reply));
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())))
     }
 }
 
@@ -151,50 +159,44 @@ fn run_checkpointer(
     gate: Arc<tokio::sync::Mutex<()>>,
     stopped: std::sync::mpsc::Receiver<()>,
 ) {
-    let warn = |e: &dyn std::fmt::Display| tracing::warn!(error = %e, "checkpoint failed");
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
         stopped.recv_timeout(CHECKPOINT_EVERY)
     {
-        let mut log = match ckpt.checkpoint() {
-            Ok((log, _)) => log,
-            Err(e) => {
-                warn(&e);
-                continue;
-            }
-        };
-        if log < RESTART_FRAMES {
-            continue;
-        }
-        // Each round makes durable what was copied, then copies what came meanwhile: fewer
-        // new frames each time, as the disk syncs faster than the writer dirties pages.
-        let mut synced = true;
-        for _ in 0..6 {
-            if let Err(e) = db_file.sync_data() {
-                warn(&e);
-                synced = false;
-                break;
-            }
-            let fresh = match ckpt.checkpoint() {
-                Ok((now, _)) => std::mem::replace(&mut log, now).abs_diff(now),
-                Err(e) => {
-                    warn(&e);
-                    synced = false;
-                    break;
-                }
-            };
-            if fresh < CATCH_UP_FRAMES {
-                break;
-            }
-        }
-        if !synced || db_file.sync_data().is_err() {
-            continue;
-        }
-        let _writer_held = gate.blocking_lock();
-        if let Err(e) = ckpt.checkpoint() {
-            warn(&e);
+        if let Err(e) = checkpoint_round(&mut ckpt, &db_file, &gate) {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
     let _ = ckpt.checkpoint();
+}
+
+/// One turn of the checkpointer (see [`run_checkpointer`]).
+fn checkpoint_round(
+    ckpt: &mut Native,
+    db_file: &std::fs::File,
+    gate: &tokio::sync::Mutex<()>,
+) -> Result<()> {
+    let (mut log, _) = ckpt.checkpoint()?;
+    if log < RESTART_FRAMES {
+        return Ok(());
+    }
+    let sync = || {
+        db_file
+            .sync_data()
+            .map_err(|e| StoreError::Other(format!("syncing the database file: {e}")))
+    };
+    // Each round makes durable what was copied, then copies what came meanwhile: fewer new
+    // frames each time, as the disk syncs faster than the writer dirties pages.
+    for _ in 0..6 {
+        sync()?;
+        let (now, _) = ckpt.checkpoint()?;
+        if now.abs_diff(std::mem::replace(&mut log, now)) < CATCH_UP_FRAMES {
+            break;
+        }
+    }
+    sync()?;
+    let _writer_held = gate.blocking_lock();
+    ckpt.checkpoint()?;
+    Ok(())
 }
 
 /// A connection of sqlx's write pool, held with the write gate (SQLite): no group commit runs
@@ -585,6 +587,12 @@ fn decode_message(row: &dyn Get) -> Result<Option<StoredMessage>> {
 fn decode_msg(row: &dyn Get) -> Result<Option<sixin_proto::Message>> {
     Ok(decode_message(row)?.map(|m| m.msg))
 }
+
+/// A member's view of a fan group (`gm` the membership, `c` the group's conversation): the
+/// newest seqno and time they see; a member who left sees the group as it was then.
+const GROUP_VIEW_MAX: &str =
+    "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
+const GROUP_VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
 
 const SESSION_SELECT: &str =
     "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
@@ -1262,16 +1270,14 @@ impl Store for SqlStore {
         key_of: KeyFn,
     ) -> Result<Vec<StoredMessage>> {
         if let Some(writer) = &self.writer {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            writer.submit(Job::Insert {
-                peer,
-                insert,
-                key_of,
-                reply,
-            });
-            return answer
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
+            return writer
+                .call(|reply| Job::Insert {
+                    peer,
+                    insert,
+                    key_of,
+                    reply,
+                })
+                .await;
         }
         let mut w = self.w().await?;
         let mut tx = w.begin().await?;
@@ -1449,17 +1455,19 @@ impl Store for SqlStore {
     }
 
     async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool> {
-        let any = self
-            .row(
+        // Built once: an idle poll is the hot path this answers.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM sessions WHERE owner = $1 \
                  AND session_type = 1 AND session_ts > $2) OR EXISTS (SELECT 1 FROM sessions s \
                  JOIN groups g ON g.group_id = s.talker_id JOIN conversations c ON c.id = g.conv_id \
                  JOIN group_members gm ON gm.group_id = g.group_id AND gm.mid = s.owner \
-                 WHERE s.owner = $1 AND s.session_type = 2 AND (CASE WHEN gm.left_seqno > 0 \
-                 THEN gm.left_us ELSE c.last_ts_us END) > $2) THEN 1 ELSE 0 END AS any_new",
-                args![i(owner), since],
-                |r| r.flag("any_new"),
+                 WHERE s.owner = $1 AND s.session_type = 2 AND {GROUP_VIEW_TS} > $2) \
+                 THEN 1 ELSE 0 END AS any_new"
             )
+        });
+        let any = self
+            .row(&SQL, args![i(owner), since], |r| r.flag("any_new"))
             .await?;
         Ok(any.unwrap_or(false))
     }
@@ -1669,15 +1677,13 @@ impl Store for SqlStore {
 
     async fn count_hit(&self, key: &str, win: i64) -> Result<u64> {
         if let Some(writer) = &self.writer {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            writer.submit(Job::Hit {
-                key: key.to_string(),
-                win,
-                reply,
-            });
-            return answer
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())));
+            return writer
+                .call(|reply| Job::Hit {
+                    key: key.to_string(),
+                    win,
+                    reply,
+                })
+                .await;
         }
         let mut conn = self.w().await?;
         count_hit_in(&mut *conn, key, win).await
@@ -1992,33 +1998,30 @@ impl Store for SqlStore {
 
     async fn group_sessions(&self, owner: u64, q: &GroupQuery) -> Result<Vec<SessionRow>> {
         // A member's view ends at the message they left with; until then it is the group's.
-        const VIEW_MAX: &str =
-            "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
-        const VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
         let mut sql = format!(
             "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, s.ack_ts, \
-             {VIEW_TS} AS session_ts, {VIEW_MAX} AS last_seqno, \
-             CASE WHEN {VIEW_MAX} > s.ack_seqno THEN {VIEW_MAX} - s.ack_seqno ELSE 0 END \
+             {GROUP_VIEW_TS} AS session_ts, {GROUP_VIEW_MAX} AS last_seqno, \
+             CASE WHEN {GROUP_VIEW_MAX} > s.ack_seqno THEN {GROUP_VIEW_MAX} - s.ack_seqno ELSE 0 END \
              AS unread_count, s.top_ts, s.is_dnd, s.push_setting, s.removed, \
              CAST(0 AS BIGINT) AS is_intercept, CAST(0 AS BIGINT) AS is_trust, \
-             {VIEW_MAX} AS max_seqno, CAST(0 AS BIGINT) AS follows, \
+             {GROUP_VIEW_MAX} AS max_seqno, CAST(0 AS BIGINT) AS follows, \
              CAST(0 AS BIGINT) AS talker_system_type, CAST(0 AS BIGINT) AS manual_sent, \
              CAST(0 AS BIGINT) AS biz_unread, CAST(0 AS BIGINT) AS official_unread, \
              g.name AS g_name, g.cover AS g_cover, g.group_type AS g_type, \
              g.state AS g_state, gm.joined_us, gm.left_seqno, \
              COALESCE((SELECT MAX(x.seqno) FROM group_mentions x WHERE x.group_id = g.group_id \
-               AND x.mid = s.owner AND x.seqno > s.ack_seqno AND x.seqno <= {VIEW_MAX}), 0) AS at_seqno, \
+               AND x.mid = s.owner AND x.seqno > s.ack_seqno AND x.seqno <= {GROUP_VIEW_MAX}), 0) AS at_seqno, \
              {MSG_COLS} \
              FROM sessions s JOIN groups g ON g.group_id = s.talker_id \
              JOIN conversations c ON c.id = g.conv_id \
              JOIN group_members gm ON gm.group_id = g.group_id AND gm.mid = s.owner \
-             LEFT JOIN messages m ON m.conv_id = c.id AND m.seqno = {VIEW_MAX} \
+             LEFT JOIN messages m ON m.conv_id = c.id AND m.seqno = {GROUP_VIEW_MAX} \
              WHERE s.owner = $1 AND s.session_type = 2"
         );
         let mut n = 1;
         if !q.include_removed {
             sql.push_str(&format!(
-                " AND (s.removed = 0 OR {VIEW_MAX} > s.last_seqno)"
+                " AND (s.removed = 0 OR {GROUP_VIEW_MAX} > s.last_seqno)"
             ));
         }
         if q.group_id.is_some() {
@@ -2027,11 +2030,11 @@ impl Store for SqlStore {
         }
         if q.after.is_some() {
             n += 1;
-            sql.push_str(&format!(" AND {VIEW_TS} > ${n}"));
+            sql.push_str(&format!(" AND {GROUP_VIEW_TS} > ${n}"));
         }
         if q.before.is_some() {
             n += 1;
-            sql.push_str(&format!(" AND {VIEW_TS} < ${n}"));
+            sql.push_str(&format!(" AND {GROUP_VIEW_TS} < ${n}"));
         }
         let mut args = Vec::from(args![i(owner)]);
         args.extend(q.group_id.map(|g| Arg::I(i(g))));
