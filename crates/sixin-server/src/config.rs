@@ -66,6 +66,9 @@ pub struct Config {
     pub keyword_rules: Vec<KeywordRule>,
     /// Database connections (PostgreSQL) or read connections (SQLite).
     pub max_connections: u32,
+    /// Threads that run requests in `sixin serve`; 0 means three per CPU core. SQLite reads
+    /// run on these threads and may wait for the disk, so there are more of them than cores.
+    pub workers: usize,
     /// Messages one sender may send per second (more → 21020).
     pub sends_per_second: u64,
     /// Messages one sender may send per day to people who don't follow them (more → 21046).
@@ -79,6 +82,10 @@ pub struct Config {
     /// Whether users may send messages to the built-in system accounts.
     pub system_accounts_accept_messages: bool,
 }
+
+/// Request threads per CPU core when `workers` is 0 (see docs/benchmarks.md: with two per
+/// core or fewer, a read waiting for the disk leaves a core idle).
+pub const WORKERS_PER_CORE: usize = 3;
 
 pub const PAYMENT_TOAST: &str = "【温馨提示】为保障消费者权益，根据平台规则，如创作者在与消费者沟通中进行发布要求非法转账、欺诈转账等违规行为，平台有权对此进行处罚，感谢您的理解。";
 
@@ -108,6 +115,7 @@ impl Default for Config {
                 toast: PAYMENT_TOAST.into(),
             }],
             max_connections: 8,
+            workers: 0,
             sends_per_second: 5,
             daily_sends_to_strangers: 100,
             maintenance: false,
@@ -128,6 +136,15 @@ impl Config {
         fig.merge(Env::prefixed("SIXIN_"))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// How many threads run requests: `workers`, or three per CPU core when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        WORKERS_PER_CORE * cores
     }
 
     /// The documented default configuration file.
@@ -160,6 +177,17 @@ mod tests {
     fn default_file_parses_back_to_the_defaults() {
         let parsed: Config = toml::from_str(&Config::default_toml()).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn workers_default_to_three_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(Config::default().worker_threads(), 3 * cores);
+        let set = Config {
+            workers: 5,
+            ..Config::default()
+        };
+        assert_eq!(set.worker_threads(), 5);
     }
 
     #[test]

@@ -70,6 +70,11 @@ struct WorkloadReport {
     p99_ms: f64,
     max_ms: f64,
     ratio_to_healthz: Option<f64>,
+    /// CPU time the server process spent per answered request, in µs (all its threads,
+    /// user and system). Unlike req/s it does not move with what else the machine runs.
+    server_cpu_us: Option<f64>,
+    /// The same for the load generator (this process).
+    client_cpu_us: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,6 +223,34 @@ fn rss_mb(pid: u32, field: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// CPU seconds a process has used (user + system, all threads), from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    // Ticks of USER_HZ, which is 100 on Linux whatever the kernel's own tick rate.
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are positional (utime is the
+    // 14th field of the line, stime the 15th).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// Runs one measured workload and adds what the server and the generator spent on it.
+async fn measure(ctx: &Arc<Ctx>, name: &str, args: &BenchArgs, server: u32) -> WorkloadReport {
+    let me = std::process::id();
+    let before = (cpu_seconds(server), cpu_seconds(me));
+    let mut r = run_workload(ctx.clone(), name, args.concurrency, args.seconds).await;
+    let after = (cpu_seconds(server), cpu_seconds(me));
+    let per_request = |a: Option<f64>, b: Option<f64>| {
+        Some((b? - a?) * 1e6 / r.requests.max(1) as f64).filter(|_| r.requests > 0)
+    };
+    r.server_cpu_us = per_request(before.0, after.0);
+    r.client_cpu_us = per_request(before.1, after.1);
+    r
 }
 
 #[derive(Clone)]
@@ -439,6 +472,8 @@ async fn run_workload(
         p99_ms: pct(0.99),
         max_ms: all.last().map_or(0.0, |m| f64::from(*m) / 1000.0),
         ratio_to_healthz: None,
+        server_cpu_us: None,
+        client_cpu_us: None,
     }
 }
 
@@ -602,7 +637,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.seconds, args.concurrency, args.warmup
         );
         warm_up(&ctx, name, &args).await;
-        reports.push(run_workload(ctx.clone(), name, args.concurrency, args.seconds).await);
+        reports.push(measure(&ctx, name, &args, pid).await);
     }
     // The ceiling again at the end: the machine's speed drifts over a run, and the ceiling
     // is the mean of the two.
@@ -612,7 +647,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.seconds, args.concurrency
         );
         warm_up(&ctx, "healthz", &args).await;
-        let mut again = run_workload(ctx.clone(), "healthz", args.concurrency, args.seconds).await;
+        let mut again = measure(&ctx, "healthz", &args, pid).await;
         again.name = "healthz_end".into();
         reports.push(again);
     }
@@ -652,12 +687,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     drop(child);
     println!(
-        "{:<20} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>7}",
-        "workload", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms", "ratio"
+        "{:<20} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}",
+        "workload",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "ratio",
+        "srv µs",
+        "gen µs"
     );
+    let us = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.0}"));
     for r in &report.workloads {
         println!(
-            "{:<20} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            "{:<20} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>8} {:>8}",
             r.name,
             r.requests,
             r.errors,
@@ -666,7 +711,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.p99_ms,
             r.max_ms,
             r.ratio_to_healthz
-                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
+                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+            us(r.server_cpu_us),
+            us(r.client_cpu_us)
         );
     }
     if let Some(p) = report.server_peak_rss_mb {

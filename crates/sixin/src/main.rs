@@ -12,6 +12,11 @@ use sixin_server::config::redact_url;
 use sixin_server::domain::NewUserRequest;
 use sixin_server::Config;
 
+/// Requests allocate and free many small buffers across threads; mimalloc does that with
+/// thread-local free lists (see docs/benchmarks.md for what it changed).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sixin",
@@ -166,10 +171,19 @@ fn init_logging() {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Command::Serve(args) = &cli.command {
+        // The server's request threads: more than cores, see Config::workers.
+        runtime.worker_threads(args.db.load()?.worker_threads());
+    }
+    runtime.build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::User(UserCommand::Add {

@@ -76,6 +76,9 @@ fn small_bench_run_reports_every_workload() {
             w["p99_ms"].as_f64().unwrap() >= w["p50_ms"].as_f64().unwrap(),
             "{w}"
         );
+        // CPU per request, of the server and of the generator, read from /proc.
+        assert!(w["server_cpu_us"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["client_cpu_us"].as_f64().unwrap() > 0.0, "{w}");
     }
     // The ceiling is the mean of the first and the last healthz run; ratios divide by it.
     let ws = v["workloads"].as_array().unwrap();
@@ -94,5 +97,6 @@ fn small_bench_run_reports_every_workload() {
     // The table is printed too.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("workload"), "{stdout}");
+    assert!(stdout.lines().next().unwrap().ends_with("srv µs   gen µs"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

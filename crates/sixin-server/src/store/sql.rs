@@ -478,7 +478,11 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
                 rows_written.clone(),
             )?),
             gate: Some(gate),
-            readers: Some(Readers::new(path, config.max_connections as usize)),
+            // Every request thread may be reading at once: one idle connection kept for each.
+            readers: Some(Readers::new(
+                path,
+                (config.max_connections as usize).max(config.worker_threads()),
+            )),
             rows_written,
             write,
             read,
@@ -1196,36 +1200,51 @@ impl Store for SqlStore {
     }
 
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState> {
+        // Four point reads in one statement (one read transaction): each side's relation
+        // towards the other, and each side's session of the pair. UNION ALL, not OR: an OR of
+        // two keys deduplicates its rows through a temporary table.
+        let rows = self
+            .rows(
+                "SELECT 0 AS kind, mid AS who, follow AS x, special AS y, block AS z \
+                 FROM relations WHERE mid = $1 AND fid = $2 \
+                 UNION ALL SELECT 0, mid, follow, special, block \
+                 FROM relations WHERE mid = $2 AND fid = $1 \
+                 UNION ALL SELECT 1, owner, manual_sent, is_trust, 0 \
+                 FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2 \
+                 UNION ALL SELECT 1, owner, manual_sent, is_trust, 0 \
+                 FROM sessions WHERE owner = $2 AND session_type = 1 AND talker_id = $1",
+                args![i(a), i(b)],
+                |r| {
+                    Ok((
+                        r.i64("kind")?,
+                        r.u64("who")?,
+                        r.i64("x")?,
+                        r.i64("y")?,
+                        r.i64("z")?,
+                    ))
+                },
+            )
+            .await?;
         let mut st = PairState::default();
-        let rels = self
-            .rows(
-                "SELECT mid, follow, special, block FROM relations \
-                 WHERE (mid = $1 AND fid = $2) OR (mid = $2 AND fid = $1)",
-                args![i(a), i(b)],
-                |r| Ok((r.u64("mid")?, decode_relation(r)?)),
-            )
-            .await?;
-        for (mid, rel) in rels {
-            if mid == a {
-                st.a_to_b = rel;
-            } else {
-                st.b_to_a = rel;
-            }
-        }
-        let sessions = self
-            .rows(
-                "SELECT owner, manual_sent, is_trust FROM sessions WHERE session_type = 1 \
-                 AND ((owner = $1 AND talker_id = $2) OR (owner = $2 AND talker_id = $1))",
-                args![i(a), i(b)],
-                |r| Ok((r.u64("owner")?, r.u64("manual_sent")?, r.flag("is_trust")?)),
-            )
-            .await?;
-        for (owner, sent, trust) in sessions {
-            if owner == a {
-                st.a_manual_sent = sent;
-            } else {
-                st.b_manual_sent = sent;
-                st.b_trusts_a = trust;
+        for (kind, who, x, y, z) in rows {
+            match (kind, who == a) {
+                (0, mine) => {
+                    let rel = Relation {
+                        follow: x != 0,
+                        special: y != 0,
+                        block: z != 0,
+                    };
+                    if mine {
+                        st.a_to_b = rel;
+                    } else {
+                        st.b_to_a = rel;
+                    }
+                }
+                (_, true) => st.a_manual_sent = x as u64,
+                (_, false) => {
+                    st.b_manual_sent = x as u64;
+                    st.b_trusts_a = y != 0;
+                }
             }
         }
         Ok(st)
