@@ -12,11 +12,6 @@ use sixin_server::config::redact_url;
 use sixin_server::domain::NewUserRequest;
 use sixin_server::Config;
 
-/// Requests allocate and free many small buffers across threads; mimalloc does that with
-/// thread-local free lists (see docs/benchmarks.md for what it changed).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "sixin",

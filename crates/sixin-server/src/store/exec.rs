@@ -372,7 +372,7 @@ impl Readers {
             Some(c) => c,
             None => Native::open(
                 &self.path,
-                "PRAGMA query_only = 1; PRAGMA cache_size = -8192;",
+                "PRAGMA query_only = 1; PRAGMA cache_size = -4096;",
             )?,
         };
         let r = f(&mut conn);
