@@ -2,7 +2,9 @@
 //! check 7, §8 scale-out): the daily limit to strangers and the per-second limit count sends
 //! made through either process, and maintenance mode switched through one applies to both.
 //! The clocks of both processes are set through the admin API (test mode), so the windows
-//! are deterministic.
+//! are deterministic. And one `sixin serve` with a single request thread (`SIXIN_WORKERS=1`)
+//! answers many concurrent sends and reads: reads run inline on that thread and sends wait
+//! for the writer thread, which must never wait for it in turn.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +33,11 @@ impl Drop for Node {
 
 /// Starts `sixin serve` on an ephemeral port with the limits given through `SIXIN_*`.
 fn serve(database: &str) -> Node {
+    serve_with(database, &[])
+}
+
+/// [`serve`] with more `SIXIN_*` settings.
+fn serve_with(database: &str, env: &[(&str, &str)]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sixin"))
         .args([
             "serve",
@@ -45,6 +52,7 @@ fn serve(database: &str) -> Node {
         .env("SIXIN_SENDS_PER_SECOND", PER_SECOND.to_string())
         .env("SIXIN_DAILY_SENDS_TO_STRANGERS", PER_DAY.to_string())
         .env_remove("SIXIN_MAINTENANCE")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -337,16 +345,82 @@ impl Drop for TempDir {
     }
 }
 
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = TempDir(std::env::temp_dir().join(format!(
+            "sixin-multiprocess-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        )));
+        std::fs::create_dir_all(&dir.0).expect("temp dir");
+        dir
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_limits_on_sqlite() {
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "sixin-multiprocess-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let dir = TempDir::new();
     limits_are_shared(format!("sqlite://{}", dir.0.join("shared.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_thread_serves_concurrent_sends_and_reads() {
+    const SENDS: usize = 40;
+    let dir = TempDir::new();
+    let db = format!("sqlite://{}", dir.0.join("one.db").display());
+    let node = serve_with(
+        &db,
+        &[
+            ("SIXIN_WORKERS", "1"),
+            ("SIXIN_SENDS_PER_SECOND", "1000"),
+            ("SIXIN_DAILY_SENDS_TO_STRANGERS", "1000"),
+        ],
+    );
+    let w = World {
+        http: reqwest::Client::new(),
+    };
+    let a = w.user(&node, "a").await;
+    let b = w.user(&node, "b").await;
+    w.follow(&node, &b, &a).await;
+    let shared = std::sync::Arc::new((w, node, a, b));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..SENDS {
+        let s = shared.clone();
+        tasks.spawn(async move { s.0.send(&s.1, &s.2, &s.3, &format!("m{k}")).await });
+    }
+    let answers = tasks.join_all().await;
+    let (w, node, a, b) = &*shared;
+    let mut keys: Vec<u64> = answers
+        .iter()
+        .map(|v| {
+            assert_code(v, 0, "0");
+            v["data"]["msg_key"].as_u64().expect("msg_key")
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), SENDS);
+    // Every acknowledged message is there, in one gap-free run of seqnos.
+    let page: Value = w
+        .http
+        .get(format!(
+            "{}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={}&session_type=1&size=200",
+            node.base, a.mid
+        ))
+        .header("Cookie", format!("SESSDATA={}", b.sessdata))
+        .send()
+        .await
+        .expect("fetch")
+        .json()
+        .await
+        .expect("fetch JSON");
+    assert_code(&page, 0, "0");
+    let msgs = page["data"]["messages"].as_array().expect("messages");
+    assert_eq!(msgs.len(), SENDS, "{page}");
+    let seqnos: Vec<u64> = msgs.iter().map(|m| m["msg_seqno"].as_u64().unwrap()).collect();
+    assert_eq!(seqnos, (1..=SENDS as u64).rev().collect::<Vec<_>>());
+    assert_eq!(page["data"]["has_more"], 0);
 }
