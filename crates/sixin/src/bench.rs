@@ -246,7 +246,7 @@ async fn measure(ctx: &Arc<Ctx>, name: &str, args: &BenchArgs, server: u32) -> W
     let mut r = run_workload(ctx.clone(), name, args.concurrency, args.seconds).await;
     let after = (cpu_seconds(server), cpu_seconds(me));
     let per_request = |a: Option<f64>, b: Option<f64>| {
-        Some((b? - a?) * 1e6 / r.requests.max(1) as f64).filter(|_| r.requests > 0)
+        (r.requests > 0).then_some((b? - a?) * 1e6 / r.requests as f64)
     };
     r.server_cpu_us = per_request(before.0, after.0);
     r.client_cpu_us = per_request(before.1, after.1);

@@ -171,16 +171,19 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Command::Serve(args) = &cli.command {
-        // The server's request threads: more than cores, see Config::workers.
-        runtime.worker_threads(args.db.load()?.worker_threads());
+    if let Command::Serve(args) = cli.command {
+        // The configuration decides how many request threads the server runs on (more than
+        // cores, see Config::workers), so it is read before the runtime exists.
+        let config = args.db.load()?;
+        runtime.worker_threads(config.worker_threads());
+        return runtime.build()?.block_on(serve(args, config));
     }
     runtime.build()?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(_) => unreachable!("main runs the server on a runtime of its own"),
         Command::User(UserCommand::Add {
             name,
             mid,
@@ -219,8 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = args.db.load()?;
+async fn serve(args: ServeArgs, mut config: Config) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
