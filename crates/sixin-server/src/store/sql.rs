@@ -1201,49 +1201,39 @@ impl Store for SqlStore {
 
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState> {
         // Four point reads in one statement (one read transaction): each side's relation
-        // towards the other, and each side's session of the pair. UNION ALL, not OR: an OR of
-        // two keys deduplicates its rows through a temporary table.
+        // towards the other (kind 0), and each side's session of the pair (kind 1). UNION
+        // ALL, not OR: an OR of two keys deduplicates its rows through a temporary table.
         let rows = self
             .rows(
-                "SELECT 0 AS kind, mid AS who, follow AS x, special AS y, block AS z \
-                 FROM relations WHERE mid = $1 AND fid = $2 \
-                 UNION ALL SELECT 0, mid, follow, special, block \
+                "SELECT 0 AS kind, mid AS who, follow, special, block, \
+                 0 AS manual_sent, 0 AS is_trust FROM relations WHERE mid = $1 AND fid = $2 \
+                 UNION ALL SELECT 0, mid, follow, special, block, 0, 0 \
                  FROM relations WHERE mid = $2 AND fid = $1 \
-                 UNION ALL SELECT 1, owner, manual_sent, is_trust, 0 \
+                 UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
                  FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2 \
-                 UNION ALL SELECT 1, owner, manual_sent, is_trust, 0 \
+                 UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
                  FROM sessions WHERE owner = $2 AND session_type = 1 AND talker_id = $1",
                 args![i(a), i(b)],
                 |r| {
                     Ok((
-                        r.i64("kind")?,
+                        r.i64("kind")? == 0,
                         r.u64("who")?,
-                        r.i64("x")?,
-                        r.i64("y")?,
-                        r.i64("z")?,
+                        decode_relation(r)?,
+                        r.u64("manual_sent")?,
+                        r.flag("is_trust")?,
                     ))
                 },
             )
             .await?;
         let mut st = PairState::default();
-        for (kind, who, x, y, z) in rows {
-            match (kind, who == a) {
-                (0, mine) => {
-                    let rel = Relation {
-                        follow: x != 0,
-                        special: y != 0,
-                        block: z != 0,
-                    };
-                    if mine {
-                        st.a_to_b = rel;
-                    } else {
-                        st.b_to_a = rel;
-                    }
-                }
-                (_, true) => st.a_manual_sent = x as u64,
-                (_, false) => {
-                    st.b_manual_sent = x as u64;
-                    st.b_trusts_a = y != 0;
+        for (relation, who, rel, sent, trust) in rows {
+            match (relation, who == a) {
+                (true, true) => st.a_to_b = rel,
+                (true, false) => st.b_to_a = rel,
+                (false, true) => st.a_manual_sent = sent,
+                (false, false) => {
+                    st.b_manual_sent = sent;
+                    st.b_trusts_a = trust;
                 }
             }
         }
