@@ -83,8 +83,8 @@ pub struct Config {
     pub system_accounts_accept_messages: bool,
 }
 
-/// Request threads per CPU core when `workers` is 0 (see docs/benchmarks.md: with two per
-/// core or fewer, a read waiting for the disk leaves a core idle).
+/// Request threads per CPU core when `workers` is 0 (see docs/benchmarks.md: with one per
+/// core, a read waiting for the disk leaves its core idle).
 pub const WORKERS_PER_CORE: usize = 3;
 
 pub const PAYMENT_TOAST: &str = "【温馨提示】为保障消费者权益，根据平台规则，如创作者在与消费者沟通中进行发布要求非法转账、欺诈转账等违规行为，平台有权对此进行处罚，感谢您的理解。";

@@ -97,6 +97,9 @@ fn small_bench_run_reports_every_workload() {
     // The table is printed too.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("workload"), "{stdout}");
-    assert!(stdout.lines().next().unwrap().ends_with("srv µs   gen µs"), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().ends_with("srv µs   gen µs"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -125,6 +125,23 @@ impl World {
         assert_eq!(v["follow"], true, "{v}");
     }
 
+    /// The request threads a node reports in `/metrics`.
+    async fn runtime_workers(&self, node: &Node) -> usize {
+        let text = self
+            .http
+            .get(format!("{}/metrics", node.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|l| l.strip_prefix("sixin_runtime_workers "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no sixin_runtime_workers in {text}"))
+    }
+
     /// Sets the test clock of every node to `ms`.
     async fn clock(&self, nodes: &[&Node], ms: i64) {
         for n in nodes {
@@ -178,6 +195,9 @@ async fn limits_are_shared(database: String) {
             .build()
             .expect("client"),
     };
+    // Without `workers`, a server runs three request threads per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(w.runtime_workers(&n1).await, 3 * cores);
     let a = w.user(&n1, "a").await;
     let friend = w.user(&n2, "friend").await;
     let mut strangers = Vec::new();
@@ -382,6 +402,7 @@ async fn one_request_thread_serves_concurrent_sends_and_reads() {
     let w = World {
         http: reqwest::Client::new(),
     };
+    assert_eq!(w.runtime_workers(&node).await, 1);
     let a = w.user(&node, "a").await;
     let b = w.user(&node, "b").await;
     w.follow(&node, &b, &a).await;
@@ -420,7 +441,10 @@ async fn one_request_thread_serves_concurrent_sends_and_reads() {
     assert_code(&page, 0, "0");
     let msgs = page["data"]["messages"].as_array().expect("messages");
     assert_eq!(msgs.len(), SENDS, "{page}");
-    let seqnos: Vec<u64> = msgs.iter().map(|m| m["msg_seqno"].as_u64().unwrap()).collect();
+    let seqnos: Vec<u64> = msgs
+        .iter()
+        .map(|m| m["msg_seqno"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqnos, (1..=SENDS as u64).rev().collect::<Vec<_>>());
     assert_eq!(page["data"]["has_more"], 0);
 }

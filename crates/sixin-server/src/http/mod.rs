@@ -278,10 +278,14 @@ async fn metrics(State(svc): State<AppState>) -> Response {
         "# HELP sixin_store_rows_written_total Rows written by message inserts since start.\n\
          # TYPE sixin_store_rows_written_total counter\n\
          sixin_store_rows_written_total {}\n\
+         # HELP sixin_runtime_workers Threads that run requests (setting workers).\n\
+         # TYPE sixin_runtime_workers gauge\n\
+         sixin_runtime_workers {}\n\
          # HELP sixin_info Build and backend of this process.\n\
          # TYPE sixin_info gauge\n\
          sixin_info{{version=\"{}\",backend=\"{}\"}} 1\n",
         svc.store.rows_written(),
+        tokio::runtime::Handle::current().metrics().num_workers(),
         env!("CARGO_PKG_VERSION"),
         svc.store.backend(),
     );
