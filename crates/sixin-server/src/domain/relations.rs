@@ -4,7 +4,7 @@
 use sixin_proto::content::{SystemTip, TipItem};
 
 use super::{system, Caller, DomainError, Result, Service};
-use crate::store::{AutoReplies, Insert, NewMessage, Peer, RateHit, Relation, User};
+use crate::store::{AutoReplies, Insert, NewMessage, PairState, Peer, RateHit, Relation, User};
 
 /// The tip a sender sees under their first message to someone who doesn't follow them.
 pub const ONE_MESSAGE_TIP: &str = "对方主动回复或关注你前，最多发送1条消息";
@@ -20,7 +20,7 @@ pub const SOURCE_KEYWORD_REPLY: u32 = 10;
 pub const SOURCE_MUTUAL_FOLLOW: u32 = 17;
 pub const SOURCE_SYSTEM_TIP: u32 = 18;
 
-const MAINTENANCE_FLAG: &str = "maintenance";
+pub(crate) const MAINTENANCE_FLAG: &str = "maintenance";
 
 /// Whether a message from a source is written by a person (platform sources), as opposed
 /// to an automatic one.
@@ -119,10 +119,20 @@ impl Service {
         receiver: &User,
         msg_type: u32,
     ) -> Result<SendPolicy> {
+        let pair = self.store.pair_state(caller.mid, receiver.mid).await?;
+        self.policy_of(receiver, &pair, msg_type)
+    }
+
+    /// Check 6 on the pair's state as read (the caller is `a`, the receiver `b`).
+    pub(crate) fn policy_of(
+        &self,
+        receiver: &User,
+        pair: &PairState,
+        msg_type: u32,
+    ) -> Result<SendPolicy> {
         if receiver.system_msg_type != 0 && !self.config.system_accounts_accept_messages {
             return Err(DomainError::PrivacyBlocked);
         }
-        let pair = self.store.pair_state(caller.mid, receiver.mid).await?;
         if pair.a_to_b.block {
             return Err(DomainError::YouBlocked);
         }
@@ -176,8 +186,19 @@ impl Service {
         caller: &Caller,
         receiver_follows: bool,
     ) -> Result<Vec<RateHit>> {
+        let flag = self.store.server_flag(MAINTENANCE_FLAG).await?;
+        self.rate_hits_with(caller, receiver_follows, flag).await
+    }
+
+    /// [`Service::rate_hits`] with the maintenance flag's value as already read.
+    pub(crate) async fn rate_hits_with(
+        &self,
+        caller: &Caller,
+        receiver_follows: bool,
+        maintenance_flag: i64,
+    ) -> Result<Vec<RateHit>> {
         let hits = self.rate_counters(caller, receiver_follows);
-        if self.in_maintenance().await? {
+        if self.config.maintenance || maintenance_flag != 0 {
             for (k, hit) in hits.iter().enumerate() {
                 if self.store.count_hit(&hit.key, hit.win).await? > hit.limit {
                     return Err(rate_limit_error(k));
@@ -201,15 +222,15 @@ impl Service {
 
     /// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
     /// sender, and the sender is flagged or the text hits a spam keyword.
-    pub(crate) async fn intercepts(
+    pub(crate) fn intercepts(
         &self,
-        sender: u64,
+        sender_flagged: bool,
         policy: &SendPolicy,
         text: Option<&str>,
-    ) -> Result<bool> {
+    ) -> bool {
         // A follower is never intercepted, nor a talker the receiver released for good.
         if policy.receiver_follows || policy.receiver_trusts {
-            return Ok(false);
+            return false;
         }
         let spam = text.is_some_and(|t| {
             self.config
@@ -217,7 +238,7 @@ impl Service {
                 .iter()
                 .any(|k| !k.is_empty() && t.contains(k.as_str()))
         });
-        Ok(spam || self.store.user(sender).await?.is_some_and(|u| u.flagged))
+        spam || sender_flagged
     }
 
     /// Stores automatic messages from `from` to `to` (never subject to the send checks, and
@@ -257,9 +278,9 @@ impl Service {
         &self,
         sender: u64,
         receiver: u64,
+        replies: &AutoReplies,
         text: Option<&str>,
     ) -> Result<()> {
-        let replies = self.store.auto_replies(receiver).await?;
         if let Some(t) = text {
             if let Some(k) = replies
                 .keyword_replies

@@ -4,7 +4,7 @@ use sixin_proto::content::{self, parse_recall_target};
 use sixin_proto::{KeyHitInfos, SendResult};
 
 use super::{relations, DomainError, Result, Service};
-use crate::store::{Group, Insert, NewMessage, Peer, StoreError, User};
+use crate::store::{Group, Insert, NewMessage, Peer, SendReads, StoreError, User};
 
 /// A parsed `send_msg` request (check 1, parsing, is done by the HTTP layer).
 #[derive(Debug, Clone)]
@@ -54,9 +54,9 @@ enum Checked {
     Recall(u64),
 }
 
-/// Where a message goes, once check 3 has found it.
+/// Where a message goes, once check 3 has found it (a user with what the send read about them).
 enum Target {
-    User(User),
+    User(User, Box<SendReads>),
     Group(Group),
 }
 
@@ -74,15 +74,19 @@ impl Service {
         // 3: the receiver.
         let target = match req.receiver_type {
             1 => {
-                let receiver = self
+                // Everything checks 3 to 7 and the automatic replies need, in one read.
+                let reads = self
                     .store
-                    .user(req.receiver_id)
-                    .await?
+                    .send_reads(caller.mid, req.receiver_id, relations::MAINTENANCE_FLAG)
+                    .await?;
+                let receiver = reads
+                    .receiver
+                    .clone()
                     .ok_or(DomainError::BadRequest("unknown receiver"))?;
                 if receiver.mid == caller.mid {
                     return Err(DomainError::SendToSelf);
                 }
-                Target::User(receiver)
+                Target::User(receiver, Box::new(reads))
             }
             2 => Target::Group(self.writable_group(caller.mid, req.receiver_id).await?),
             _ => return Err(DomainError::BadRequest("unknown receiver_type")),
@@ -96,7 +100,7 @@ impl Service {
         // 5: recall.
         let recall_target = if let Checked::Recall(key) = checked {
             let conv_id = match &target {
-                Target::User(r) => self.store.pair_conversation(caller.mid, r.mid).await?,
+                Target::User(r, _) => self.store.pair_conversation(caller.mid, r.mid).await?,
                 Target::Group(g) => Some(g.conv_id),
             };
             Some(self.check_recall(caller.mid, conv_id, key).await?)
@@ -125,14 +129,14 @@ impl Service {
             official: false,
         };
         let (peer, insert, receiver, intercept) = match &target {
-            Target::User(receiver) => {
+            Target::User(receiver, reads) => {
                 // 6: relations, privacy and the one-message rule.
-                let policy = self.relation_policy(caller, receiver, msg_type).await?;
+                let policy = self.policy_of(receiver, &reads.pair, msg_type)?;
                 // 7: rate limits (counted with the insert) and maintenance.
-                let hits = self.rate_hits(caller, policy.receiver_follows).await?;
-                let intercept = self
-                    .intercepts(caller.mid, &policy, text.as_deref())
+                let hits = self
+                    .rate_hits_with(caller, policy.receiver_follows, reads.flag)
                     .await?;
+                let intercept = self.intercepts(reads.sender_flagged, &policy, text.as_deref());
                 let rule = policy.one_message_rule;
                 let messages = std::iter::once(message)
                     .chain(rule.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
@@ -207,9 +211,16 @@ impl Service {
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
 
         // Side effects: the message is stored whatever happens to them.
-        if let (Some(receiver), true, false) = (receiver, manual, intercept) {
+        if let (Target::User(_, reads), Some(receiver), true, false) =
+            (&target, receiver, manual, intercept)
+        {
             if let Err(e) = self
-                .auto_reply_to_message(caller.mid, receiver, text.as_deref())
+                .auto_reply_to_message(
+                    caller.mid,
+                    receiver,
+                    &reads.receiver_replies,
+                    text.as_deref(),
+                )
                 .await
             {
                 tracing::warn!(error = %e, "auto-reply failed");

@@ -215,25 +215,43 @@ struct NativeRow<'a, 'r> {
 
 impl NativeRow<'_, '_> {
     fn index(&self, col: &str) -> Result<usize> {
-        let n = self.columns.len();
         let start = self.next.get();
-        for k in 0..n {
-            let i = (start + k) % n;
-            if self.columns[i] == col {
-                self.next.set(i + 1);
-                return Ok(i);
-            }
-        }
-        Err(StoreError::Other(format!("no column {col}")))
+        let found = match self.columns.get(start) {
+            Some(c) if *c == col => Some(start),
+            _ => (start..self.columns.len())
+                .chain(0..start)
+                .find(|i| self.columns[*i] == col),
+        };
+        let i = found.ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
+        self.next.set(i + 1);
+        Ok(i)
     }
 }
 
 impl Get for NativeRow<'_, '_> {
+    // The value is matched by hand rather than through `Row::get`: a session row has dozens of
+    // columns, and the generic conversion is a noticeable part of a list's CPU.
     fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
-        Ok(self.row.get(self.index(col)?)?)
+        match self.row.get_ref(self.index(col)?)? {
+            rusqlite::types::ValueRef::Integer(v) => Ok(Some(v)),
+            rusqlite::types::ValueRef::Null => Ok(None),
+            other => Err(StoreError::Other(format!(
+                "column {col} is {}, not an integer",
+                other.data_type()
+            ))),
+        }
     }
     fn opt_str(&self, col: &str) -> Result<Option<String>> {
-        Ok(self.row.get(self.index(col)?)?)
+        match self.row.get_ref(self.index(col)?)? {
+            rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(|t| Some(t.to_owned()))
+                .map_err(|e| StoreError::Other(format!("column {col}: {e}"))),
+            rusqlite::types::ValueRef::Null => Ok(None),
+            other => Err(StoreError::Other(format!(
+                "column {col} is {}, not text",
+                other.data_type()
+            ))),
+        }
     }
 }
 
@@ -305,6 +323,28 @@ impl Native {
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
         self.conn.prepare_cached(sql)?.raw_execute()?;
         Ok(())
+    }
+
+    /// Runs `f` inside one read transaction: its statements see one snapshot, and the page
+    /// cache, which SQLite drops whenever another connection committed since the last
+    /// transaction, is dropped and read back once for all of them rather than once each.
+    pub(crate) fn in_read_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Native) -> Result<T>,
+    ) -> Result<T> {
+        self.batch("BEGIN")?;
+        let r = f(self);
+        match r {
+            Ok(v) => {
+                self.batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Only ends the transaction: nothing was written.
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Copies what the write-ahead log holds into the database file, as far as readers allow,

@@ -93,6 +93,21 @@ pub struct PairState {
     pub b_trusts_a: bool,
 }
 
+/// Everything a send to a user reads before it writes (its receiver, the pair's relations and
+/// sessions, the sender's flag, a server switch) and the receiver's automatic replies, which it
+/// may send after: read together, on SQLite in one read transaction of one connection.
+#[derive(Debug, Clone, Default)]
+pub struct SendReads {
+    pub receiver: Option<User>,
+    /// The sender is flagged (their messages to strangers are intercepted).
+    pub sender_flagged: bool,
+    /// a is the sender, b the receiver.
+    pub pair: PairState,
+    /// The value of the server flag asked for (0 when unset).
+    pub flag: i64,
+    pub receiver_replies: AutoReplies,
+}
+
 /// A message as stored: the wire message plus who may see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
@@ -354,6 +369,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn relation(&self, mid: u64, fid: u64) -> Result<Relation>;
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState>;
+    /// What a send from `sender` to `receiver` reads (see [`SendReads`]), with the server
+    /// flag `flag`.
+    async fn send_reads(&self, sender: u64, receiver: u64, flag: &str) -> Result<SendReads>;
     async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()>;
     /// (following, followers) counts of `mid`.
     async fn follow_counts(&self, mid: u64) -> Result<(u64, u64)>;

@@ -598,17 +598,39 @@ const GROUP_VIEW_MAX: &str =
     "(CASE WHEN gm.left_seqno > 0 THEN gm.left_seqno ELSE c.max_seqno END)";
 const GROUP_VIEW_TS: &str = "(CASE WHEN gm.left_seqno > 0 THEN gm.left_us ELSE c.last_ts_us END)";
 
-const SESSION_SELECT: &str =
-    "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
-    s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
-    s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
-    COALESCE(r.follow, 0) AS follows, COALESCE(u.system_msg_type, 0) AS talker_system_type, \
-    s.manual_sent, s.biz_unread, s.official_unread, ";
+/// The built-in system accounts have fixed mids (`domain::system`), so whether a talker is one,
+/// and which, is read off the talker id: no lookup in `users` for every session row.
+static SYSTEM_TALKER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mids: Vec<String> = crate::domain::system::SYSTEM_ACCOUNTS
+        .iter()
+        .map(|a| i(a.mid).to_string())
+        .collect();
+    format!("s.talker_id IN ({})", mids.join(", "))
+});
+
+/// The talker's `system_msg_type` (0: not a system account), as a column.
+static TALKER_SYSTEM_TYPE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let arms: String = crate::domain::system::SYSTEM_ACCOUNTS
+        .iter()
+        .map(|a| format!(" WHEN {} THEN {}", i(a.mid), a.system_msg_type))
+        .collect();
+    format!("CAST(CASE s.talker_id{arms} ELSE 0 END AS BIGINT) AS talker_system_type")
+});
+
+static SESSION_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
+         s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
+         s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
+         COALESCE(r.follow, 0) AS follows, {}, \
+         s.manual_sent, s.biz_unread, s.official_unread, ",
+        *TALKER_SYSTEM_TYPE
+    )
+});
 
 const SESSION_JOINS: &str = " FROM sessions s \
     LEFT JOIN conversations c ON c.id = s.conv_id \
     LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
-    LEFT JOIN users u ON u.mid = s.talker_id \
     LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
 
 fn decode_session(row: &dyn Get) -> Result<SessionRow> {
@@ -922,6 +944,97 @@ async fn insert_in<E: Exec>(
     Ok((stored, written))
 }
 
+/// See [`Store::pair_state`]: four point reads in one statement (one read transaction): each
+/// side's relation towards the other (kind 0), and each side's session of the pair (kind 1).
+/// UNION ALL, not OR: an OR of two keys deduplicates its rows through a temporary table.
+async fn pair_state_in<E: Exec>(c: &mut E, a: u64, b: u64) -> Result<PairState> {
+    let rows = c
+        .all(
+            "SELECT 0 AS kind, mid AS who, follow, special, block, \
+             0 AS manual_sent, 0 AS is_trust FROM relations WHERE mid = $1 AND fid = $2 \
+             UNION ALL SELECT 0, mid, follow, special, block, 0, 0 \
+             FROM relations WHERE mid = $2 AND fid = $1 \
+             UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
+             FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2 \
+             UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
+             FROM sessions WHERE owner = $2 AND session_type = 1 AND talker_id = $1",
+            &args![i(a), i(b)],
+            |r| {
+                Ok((
+                    r.i64("kind")? == 0,
+                    r.u64("who")?,
+                    decode_relation(r)?,
+                    r.u64("manual_sent")?,
+                    r.flag("is_trust")?,
+                ))
+            },
+        )
+        .await?;
+    let mut st = PairState::default();
+    for (relation, who, rel, sent, trust) in rows {
+        match (relation, who == a) {
+            (true, true) => st.a_to_b = rel,
+            (true, false) => st.b_to_a = rel,
+            (false, true) => st.a_manual_sent = sent,
+            (false, false) => {
+                st.b_manual_sent = sent;
+                st.b_trusts_a = trust;
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// See [`Store::send_reads`]: four statements, on one connection.
+async fn send_reads_in<E: Exec>(
+    c: &mut E,
+    sender: u64,
+    receiver: u64,
+    flag: &str,
+) -> Result<SendReads> {
+    static USERS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {USER_COLS} FROM users WHERE mid = $1 \
+             UNION ALL SELECT {USER_COLS} FROM users WHERE mid = $2"
+        )
+    });
+    let users = c
+        .all(&USERS, &args![i(receiver), i(sender)], decode_user)
+        .await?;
+    let pair = pair_state_in(c, sender, receiver).await?;
+    let flag = c
+        .opt(
+            "SELECT value FROM server_flags WHERE name = $1",
+            &args![flag],
+            |r| r.i64("value"),
+        )
+        .await?
+        .unwrap_or(0);
+    let receiver_replies = c
+        .opt(
+            "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
+            &args![i(receiver)],
+            decode_auto_replies,
+        )
+        .await?
+        .unwrap_or_default();
+    Ok(SendReads {
+        sender_flagged: users.iter().any(|u| u.mid == sender && u.flagged),
+        receiver: users.into_iter().find(|u| u.mid == receiver),
+        pair,
+        flag,
+        receiver_replies,
+    })
+}
+
+fn decode_auto_replies(r: &dyn Get) -> Result<AutoReplies> {
+    Ok(AutoReplies {
+        follow_reply: r.str("follow_reply")?,
+        message_reply: r.str("message_reply")?,
+        keyword_replies: serde_json::from_str(&r.str("keyword_replies")?).unwrap_or_default(),
+    })
+}
+
 impl SqlStore {
     /// Runs a read: on SQLite inline on a reader connection, on PostgreSQL through the pool.
     async fn rows<T: Send + 'static>(
@@ -1200,44 +1313,19 @@ impl Store for SqlStore {
     }
 
     async fn pair_state(&self, a: u64, b: u64) -> Result<PairState> {
-        // Four point reads in one statement (one read transaction): each side's relation
-        // towards the other (kind 0), and each side's session of the pair (kind 1). UNION
-        // ALL, not OR: an OR of two keys deduplicates its rows through a temporary table.
-        let rows = self
-            .rows(
-                "SELECT 0 AS kind, mid AS who, follow, special, block, \
-                 0 AS manual_sent, 0 AS is_trust FROM relations WHERE mid = $1 AND fid = $2 \
-                 UNION ALL SELECT 0, mid, follow, special, block, 0, 0 \
-                 FROM relations WHERE mid = $2 AND fid = $1 \
-                 UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
-                 FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2 \
-                 UNION ALL SELECT 1, owner, 0, 0, 0, manual_sent, is_trust \
-                 FROM sessions WHERE owner = $2 AND session_type = 1 AND talker_id = $1",
-                args![i(a), i(b)],
-                |r| {
-                    Ok((
-                        r.i64("kind")? == 0,
-                        r.u64("who")?,
-                        decode_relation(r)?,
-                        r.u64("manual_sent")?,
-                        r.flag("is_trust")?,
-                    ))
-                },
-            )
-            .await?;
-        let mut st = PairState::default();
-        for (relation, who, rel, sent, trust) in rows {
-            match (relation, who == a) {
-                (true, true) => st.a_to_b = rel,
-                (true, false) => st.b_to_a = rel,
-                (false, true) => st.a_manual_sent = sent,
-                (false, false) => {
-                    st.b_manual_sent = sent;
-                    st.b_trusts_a = trust;
-                }
-            }
+        match &self.readers {
+            Some(r) => r.with(|c| now_or_never(pair_state_in(c, a, b))?),
+            None => pair_state_in(&mut *self.read.acquire().await?, a, b).await,
         }
-        Ok(st)
+    }
+
+    async fn send_reads(&self, sender: u64, receiver: u64, flag: &str) -> Result<SendReads> {
+        match &self.readers {
+            Some(r) => r.with(|c| {
+                c.in_read_transaction(|c| now_or_never(send_reads_in(c, sender, receiver, flag))?)
+            }),
+            None => send_reads_in(&mut *self.read.acquire().await?, sender, receiver, flag).await,
+        }
     }
 
     async fn set_relation(&self, mid: u64, fid: u64, rel: Relation, now_ms: i64) -> Result<()> {
@@ -1398,7 +1486,8 @@ impl Store for SqlStore {
         talker_id: u64,
     ) -> Result<Option<SessionRow>> {
         let sql = format!(
-            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3"
+            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3",
+            *SESSION_SELECT
         );
         self.row(
             &sql,
@@ -1410,25 +1499,27 @@ impl Store for SqlStore {
 
     async fn sessions(&self, owner: u64, q: &SessionQuery) -> Result<Vec<SessionRow>> {
         let mut sql = format!(
-            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
-             AND s.last_seqno > 0 AND s.removed = 0"
+            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
+             AND s.last_seqno > 0 AND s.removed = 0",
+            *SESSION_SELECT
         );
         match q.kind {
             ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
             ListKind::Users { followed, system } => {
                 sql.push_str(" AND s.is_intercept = 0");
+                let system_talker = &*SYSTEM_TALKER;
                 match followed {
-                    Some(true) => sql.push_str(
-                        " AND (COALESCE(r.follow, 0) = 1 OR COALESCE(u.system_msg_type, 0) > 0)",
-                    ),
-                    Some(false) => sql.push_str(
-                        " AND COALESCE(r.follow, 0) = 0 AND COALESCE(u.system_msg_type, 0) = 0",
-                    ),
+                    Some(true) => sql.push_str(&format!(
+                        " AND (COALESCE(r.follow, 0) = 1 OR {system_talker})"
+                    )),
+                    Some(false) => sql.push_str(&format!(
+                        " AND COALESCE(r.follow, 0) = 0 AND NOT {system_talker}"
+                    )),
                     None => {}
                 }
                 match system {
-                    Some(true) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) > 0"),
-                    Some(false) => sql.push_str(" AND COALESCE(u.system_msg_type, 0) = 0"),
+                    Some(true) => sql.push_str(&format!(" AND {system_talker}")),
+                    Some(false) => sql.push_str(&format!(" AND NOT {system_talker}")),
                     None => {}
                 }
             }
@@ -1483,9 +1574,10 @@ impl Store for SqlStore {
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
         let sql = format!(
-            "{SESSION_SELECT}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
+            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
-             ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
+             ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3",
+            *SESSION_SELECT
         );
         self.rows(
             &sql,
@@ -1513,27 +1605,27 @@ impl Store for SqlStore {
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
-        self.rows(
-            "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
-             COALESCE(r.follow, 0) AS follows, \
-             COALESCE(u.system_msg_type, 0) AS talker_system_type, s.is_intercept FROM sessions s \
-             LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
-             LEFT JOIN users u ON u.mid = s.talker_id \
-             WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
-            args![i(owner)],
-            |r| {
-                Ok(UnreadRow {
-                    talker_id: r.u64("talker_id")?,
-                    unread: r.u64("unread_count")?,
-                    biz_unread: r.u64("biz_unread")?,
-                    official_unread: r.u64("official_unread")?,
-                    push_setting: r.i64("push_setting")? as u8,
-                    follows: r.flag("follows")?,
-                    talker_system_type: r.i64("talker_system_type")? as u8,
-                    is_intercept: r.flag("is_intercept")?,
-                })
-            },
-        )
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
+                 COALESCE(r.follow, 0) AS follows, {}, s.is_intercept FROM sessions s \
+                 LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+                 WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
+                *TALKER_SYSTEM_TYPE
+            )
+        });
+        self.rows(&SQL, args![i(owner)], |r| {
+            Ok(UnreadRow {
+                talker_id: r.u64("talker_id")?,
+                unread: r.u64("unread_count")?,
+                biz_unread: r.u64("biz_unread")?,
+                official_unread: r.u64("official_unread")?,
+                push_setting: r.i64("push_setting")? as u8,
+                follows: r.flag("follows")?,
+                talker_system_type: r.i64("talker_system_type")? as u8,
+                is_intercept: r.flag("is_intercept")?,
+            })
+        })
         .await
     }
 
@@ -1744,14 +1836,7 @@ impl Store for SqlStore {
             .row(
                 "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
                 args![i(mid)],
-                |r| {
-                    Ok(AutoReplies {
-                        follow_reply: r.str("follow_reply")?,
-                        message_reply: r.str("message_reply")?,
-                        keyword_replies: serde_json::from_str(&r.str("keyword_replies")?)
-                            .unwrap_or_default(),
-                    })
-                },
+                decode_auto_replies,
             )
             .await?
             .unwrap_or_default())
