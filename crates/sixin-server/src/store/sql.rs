@@ -1591,17 +1591,21 @@ impl Store for SqlStore {
         if talkers.is_empty() {
             return Ok(Vec::new());
         }
-        // Not a cached prepared statement: PostgreSQL's generic plan for it, tuned to owners
-        // with a handful of sessions, scans every session of an owner with thousands.
-        let sql = format!(
-            "SELECT s.talker_id FROM sessions s WHERE s.owner = $1 AND s.session_type = 1 \
-             AND s.talker_id IN ({}) AND s.last_seqno > 0",
-            placeholders(2, talkers.len())
-        );
+        // One primary-key read per talker: no temporary table for an IN list, and on
+        // PostgreSQL no generic plan that scans every session of an owner with thousands.
+        let sql = (0..talkers.len())
+            .map(|k| {
+                format!(
+                    "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 \
+                     AND talker_id = ${} AND last_seqno > 0",
+                    k + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
         let mut args = Vec::from(args![i(owner)]);
         args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
-        self.rows_unprepared(&sql, args, |r| r.u64("talker_id"))
-            .await
+        self.rows(&sql, args, |r| r.u64("talker_id")).await
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {

@@ -258,6 +258,21 @@ impl Server {
         }
     }
 
+    /// Stops this SQLite server, runs `between` on its database file, and starts a new server
+    /// on the file.
+    pub async fn restart_sqlite_after(mut self, between: impl FnOnce(&std::path::Path)) -> Server {
+        let dir = self._dir.take().expect("a SQLite server");
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean shutdown");
+        }
+        let db = dir.0.join("sixin.db");
+        between(&db);
+        let config = test_config(format!("sqlite://{}", db.display()));
+        let mut s = Server::launch(config, "sqlite").await;
+        s._dir = Some(dir);
+        s
+    }
+
     /// The SQLite database file (None on PostgreSQL).
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self._dir.as_ref().map(|d| d.0.join("sixin.db"))

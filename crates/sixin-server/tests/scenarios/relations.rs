@@ -20,7 +20,7 @@ const SETTINGS: &str = "/sixin/v1/settings";
 
 const FOLLOW: u8 = 1;
 const UNFOLLOW: u8 = 2;
-const BLOCK: u8 = 5;
+pub(crate) const BLOCK: u8 = 5;
 const UNBLOCK: u8 = 6;
 
 const TIP_TEXT: &str = "对方主动回复或关注你前，最多发送1条消息";
@@ -75,7 +75,7 @@ fn assert_bare_ok(v: &Value) {
     assert_eq!(v, &json!({"code": 0, "msg": "0", "message": "0", "ttl": 1}));
 }
 
-async fn act(s: &Server, who: &User, fid: u64, act: u8) {
+pub(crate) async fn act(s: &Server, who: &User, fid: u64, act: u8) {
     assert_bare_ok(&modify(s, who, fid, act).await);
 }
 

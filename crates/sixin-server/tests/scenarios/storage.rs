@@ -240,3 +240,78 @@ async fn sqlite_wal_restarts_under_sustained_sending_and_keeps_every_message() {
         last.checkpoint_seq
     );
 }
+
+/// The statement that created SQLite's table `name`.
+fn table_sql(db: &Path, name: &str) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .expect("the table")
+}
+
+/// Migration 0007 rebuilds `relations` in its key's own B-tree (WITHOUT ROWID): every relation
+/// a database held before it is there after it, and the send checks and session lists read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_relations_survive_their_rebuild() {
+    let s = Server::start_sqlite().await;
+    let a = s.user("rel_a").await;
+    let b = s.user("rel_b").await;
+    let c = s.user("rel_c").await;
+    s.follow(&a, &b, true).await;
+    s.follow(&b, &c, true).await;
+    s.follow(&c, &a, true).await;
+    // c blocks b (which ends b's follow of c): b's messages to c are refused.
+    crate::relations::act(&s, &c, b.mid, crate::relations::BLOCK).await;
+    let db = s.sqlite_path().expect("a SQLite server");
+    assert!(table_sql(&db, "relations").contains("WITHOUT ROWID"));
+
+    // Back to the table as migration 0001 made it, with the same rows, and 0007 not run.
+    let s = s
+        .restart_sqlite_after(|db| {
+            let conn = rusqlite::Connection::open(db).expect("open the database");
+            conn.execute_batch(
+                "CREATE TABLE relations_v1 (mid INTEGER NOT NULL, fid INTEGER NOT NULL, \
+                 follow INTEGER NOT NULL DEFAULT 0, special INTEGER NOT NULL DEFAULT 0, \
+                 block INTEGER NOT NULL DEFAULT 0, follow_ms INTEGER NOT NULL DEFAULT 0, \
+                 PRIMARY KEY (mid, fid)); \
+                 INSERT INTO relations_v1 SELECT mid, fid, follow, special, block, follow_ms \
+                 FROM relations; DROP TABLE relations; \
+                 ALTER TABLE relations_v1 RENAME TO relations; \
+                 DELETE FROM _sqlx_migrations WHERE version = 7;",
+            )
+            .expect("rewind the schema");
+            assert!(!table_sql(db, "relations").contains("WITHOUT ROWID"));
+        })
+        .await;
+    assert!(table_sql(&db, "relations").contains("WITHOUT ROWID"));
+    let rows: Vec<(i64, i64, i64, i64)> = {
+        let conn = rusqlite::Connection::open(&db).expect("open the database");
+        let mut st = conn
+            .prepare("SELECT mid, fid, follow, block FROM relations ORDER BY mid, fid")
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let mut want = vec![
+        (a.mid as i64, b.mid as i64, 1, 0),
+        (b.mid as i64, c.mid as i64, 0, 0),
+        (c.mid as i64, a.mid as i64, 1, 0),
+        (c.mid as i64, b.mid as i64, 0, 1),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+
+    // Read through the API: a follows b (is_follow in a's session), c blocked b.
+    s.send_text(&a, &b, "after the rebuild").await;
+    let d = s.detail(&a, b.mid).await;
+    assert_eq!(d["code"], 0, "{d}");
+    assert_eq!(d["data"]["is_follow"], 1, "{d}");
+    let refused = s.send(&b, c.mid, 1, &text("blocked?")).await;
+    assert_err(&refused, 25003, "因对方隐私设置，暂无法给他发送聊天消息");
+    s.finish().await;
+}
