@@ -621,7 +621,7 @@ static SESSION_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     format!(
         "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
          s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
-         s.removed, s.is_intercept, s.is_trust, COALESCE(c.max_seqno, 0) AS max_seqno, \
+         s.removed, s.is_intercept, s.is_trust, s.conv_max AS max_seqno, \
          COALESCE(r.follow, 0) AS follows, {}, \
          s.manual_sent, s.biz_unread, s.official_unread, ",
         *TALKER_SYSTEM_TYPE
@@ -629,7 +629,6 @@ static SESSION_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 });
 
 const SESSION_JOINS: &str = " FROM sessions s \
-    LEFT JOIN conversations c ON c.id = s.conv_id \
     LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
     LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
 
@@ -885,6 +884,14 @@ async fn insert_in<E: Exec>(
             .filter(|(s, _)| s.visible_to.is_none_or(|v| v == owner))
             .collect();
         let Some(last) = visible.last().map(|(s, _)| s.msg.msg_seqno) else {
+            // Nothing here is for this side: only the conversation's counter moved.
+            written += tx
+                .exec(
+                    "UPDATE sessions SET conv_max = $1 \
+                     WHERE owner = $2 AND session_type = 1 AND talker_id = $3",
+                    &args![max, i(owner), i(talker)],
+                )
+                .await?;
             continue;
         };
         let incoming: Vec<&NewMessage> = visible
@@ -905,22 +912,24 @@ async fn insert_in<E: Exec>(
         written += if reads {
             tx.exec(
                 "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, \
-                 session_ts, last_seqno, unread_count, biz_unread, official_unread, manual_sent) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6) \
+                 session_ts, last_seqno, unread_count, biz_unread, official_unread, manual_sent, conv_max) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 0, 0, 0, $6, $7) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, ack_seqno = excluded.ack_seqno, ack_ts = excluded.ack_ts, \
                  session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, unread_count = 0, \
-                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0",
-                &args![i(owner), i(talker), conv_id, i(last), now_us, manual],
+                 biz_unread = 0, official_unread = 0, manual_sent = sessions.manual_sent + $6, removed = 0, \
+                 conv_max = excluded.conv_max",
+                &args![i(owner), i(talker), conv_id, i(last), now_us, manual, max],
             )
             .await?
         } else {
             tx.exec(
                 "INSERT INTO sessions (owner, session_type, talker_id, conv_id, session_ts, last_seqno, \
-                 unread_count, biz_unread, official_unread, manual_sent, is_intercept) \
-                 VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10) \
+                 unread_count, biz_unread, official_unread, manual_sent, is_intercept, conv_max) \
+                 VALUES ($1, 1, $2, $3, $5, $4, $7, $8, $9, $6, $10, $11) \
                  ON CONFLICT (owner, session_type, talker_id) DO UPDATE SET \
                  conv_id = excluded.conv_id, session_ts = excluded.session_ts, last_seqno = excluded.last_seqno, \
+                 conv_max = excluded.conv_max, \
                  unread_count = sessions.unread_count + $7, biz_unread = sessions.biz_unread + $8, \
                  official_unread = sessions.official_unread + $9, manual_sent = sessions.manual_sent + $6, \
                  removed = 0, is_intercept = CASE WHEN $10 = 1 AND sessions.is_trust = 0 THEN 1 \
@@ -935,7 +944,8 @@ async fn insert_in<E: Exec>(
                     unread,
                     biz,
                     official,
-                    intercept
+                    intercept,
+                    max
                 ],
             )
             .await?
@@ -2248,8 +2258,8 @@ impl Store for SqlStore {
         }
         for (owner, talker) in [(a, b), (b, a)] {
             sqlx::query(
-                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, last_seqno, manual_sent) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 1)",
+                "INSERT INTO sessions (owner, session_type, talker_id, conv_id, ack_seqno, ack_ts, session_ts, last_seqno, manual_sent, conv_max) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $5, $4, 1, $4)",
             )
             .bind(i(owner))
             .bind(i(talker))
