@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::send::{befriend, form, text};
 use crate::*;
+use serde_json::{json, Value};
 
 /// Conversations written to at once: each message of a group commit lands in its own
 /// conversation's page of `messages`, so a commit dirties about one page per message.
@@ -313,5 +314,74 @@ async fn sqlite_relations_survive_their_rebuild() {
     assert_eq!(d["data"]["is_follow"], 1, "{d}");
     let refused = s.send(&b, c.mid, 1, &text("blocked?")).await;
     assert_err(&refused, 25003, "因对方隐私设置，暂无法给他发送聊天消息");
+    s.finish().await;
+}
+
+/// Migration 0008 gives every pair session its conversation's newest seqno (`conv_max`): a
+/// database written before it lists its sessions with the same `max_seqno` after it, and new
+/// messages keep it current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sessions_get_their_conversation_counter_on_upgrade() {
+    let s = Server::start_sqlite().await;
+    let a = s.user("cm_a").await;
+    let b = s.user("cm_b").await;
+    let c = s.user("cm_c").await;
+    befriend(&s, &a, &b).await;
+    for k in 0..3 {
+        s.send_text(&a, &b, &format!("a{k}")).await;
+    }
+    s.send_text(&b, &a, "b0").await;
+    befriend(&s, &a, &c).await;
+    s.send_text(&c, &a, "c0").await;
+    let before: Vec<(u64, Value)> = {
+        let mut v = Vec::new();
+        for (who, talker) in [(&a, b.mid), (&b, a.mid), (&a, c.mid), (&c, a.mid)] {
+            let d = s.detail(who, talker).await;
+            v.push((who.mid, d["data"]["max_seqno"].clone()));
+        }
+        v
+    };
+    let counts: Vec<Value> = before.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(
+        counts,
+        vec![json!(4), json!(4), json!(1), json!(1)],
+        "{before:?}"
+    );
+
+    // Back to the schema before 0008: no conv_max column, 0008 not run.
+    let s = s
+        .restart_sqlite_after(|db| {
+            let conn = rusqlite::Connection::open(db).expect("open the database");
+            conn.execute_batch(
+                "ALTER TABLE sessions DROP COLUMN conv_max; \
+                 DELETE FROM _sqlx_migrations WHERE version = 8;",
+            )
+            .expect("rewind the schema");
+        })
+        .await;
+    for ((who, talker), (_, want)) in [(&a, b.mid), (&b, a.mid), (&a, c.mid), (&c, a.mid)]
+        .into_iter()
+        .zip(&before)
+    {
+        let d = s.detail(who, talker).await;
+        assert_eq!(&d["data"]["max_seqno"], want, "{d}");
+    }
+    let list = s.sessions(&a, &[("session_type", "1".into())]).await;
+    let maxes: Vec<(u64, u64)> = list["session_list"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| {
+            (
+                x["talker_id"].as_u64().unwrap(),
+                x["max_seqno"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(maxes, vec![(c.mid, 1), (b.mid, 4)], "{list}");
+    // A new message moves both sides' counters.
+    s.send_text(&b, &a, "b1").await;
+    assert_eq!(s.detail(&a, b.mid).await["data"]["max_seqno"], 5);
+    assert_eq!(s.detail(&b, a.mid).await["data"]["max_seqno"], 5);
     s.finish().await;
 }
