@@ -118,38 +118,28 @@ impl Service {
         let mut pinned = Vec::new();
         let mut rest = Vec::new();
         if let Some(kind) = kind {
+            let page = SessionQuery {
+                kind,
+                sort,
+                after: req.begin_ts,
+                before: req.end_ts,
+                pinned: false,
+                limit: size + 1,
+            };
             if first_page {
                 // Pinned sessions head the first page; later pages hold unpinned ones only, so
                 // paging by the last session's time never repeats or skips one.
-                pinned = self
-                    .store
-                    .sessions(
-                        caller.mid,
-                        &SessionQuery {
-                            kind,
-                            sort,
-                            after: None,
-                            before: None,
-                            pinned: true,
-                            limit: MAX_PINNED,
-                        },
-                    )
-                    .await?;
+                let pins = SessionQuery {
+                    pinned: true,
+                    after: None,
+                    before: None,
+                    limit: MAX_PINNED,
+                    ..page
+                };
+                (pinned, rest) = self.store.first_sessions(caller.mid, &pins, &page).await?;
+            } else {
+                rest = self.store.sessions(caller.mid, &page).await?;
             }
-            rest = self
-                .store
-                .sessions(
-                    caller.mid,
-                    &SessionQuery {
-                        kind,
-                        sort,
-                        after: req.begin_ts,
-                        before: req.end_ts,
-                        pinned: false,
-                        limit: size + 1,
-                    },
-                )
-                .await?;
         }
         if with_groups {
             // A user belongs to few groups: their sessions are read whole and merged here.

@@ -403,6 +403,14 @@ pub trait Store: Send + Sync + 'static {
         talker_id: u64,
     ) -> Result<Option<SessionRow>>;
     async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
+    /// A first page: the pinned sessions (`pinned`, newest pin first) and the page (`page`,
+    /// in its order), read together.
+    async fn first_sessions(
+        &self,
+        owner: u64,
+        pinned: &SessionQuery,
+        page: &SessionQuery,
+    ) -> Result<(Vec<SessionRow>, Vec<SessionRow>)>;
     /// Whether any user or fan-group session of `owner` moved after `since` (a superset of
     /// what `sessions_since` and `group_sessions` with `after: since` return): the cheap
     /// answer to an idle poller.

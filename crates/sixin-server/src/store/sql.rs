@@ -954,6 +954,62 @@ async fn insert_in<E: Exec>(
     Ok((stored, written))
 }
 
+/// The statement of one session list query; `args` holds `$1` (the owner) and gets the
+/// query's own values, numbered after those already there.
+fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
+    let mut sql = format!(
+        "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
+         AND s.last_seqno > 0 AND s.removed = 0",
+        *SESSION_SELECT
+    );
+    match q.kind {
+        ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
+        ListKind::Users { followed, system } => {
+            sql.push_str(" AND s.is_intercept = 0");
+            let system_talker = &*SYSTEM_TALKER;
+            match followed {
+                Some(true) => sql.push_str(&format!(
+                    " AND (COALESCE(r.follow, 0) = 1 OR {system_talker})"
+                )),
+                Some(false) => sql.push_str(&format!(
+                    " AND COALESCE(r.follow, 0) = 0 AND NOT {system_talker}"
+                )),
+                None => {}
+            }
+            match system {
+                Some(true) => sql.push_str(&format!(" AND {system_talker}")),
+                Some(false) => sql.push_str(&format!(" AND NOT {system_talker}")),
+                None => {}
+            }
+        }
+    }
+    let col = match q.sort {
+        SortBy::SessionTs => "s.session_ts",
+        SortBy::AckTs => "s.ack_ts",
+    };
+    let bind = |args: &mut Vec<Arg>, v: i64| {
+        args.push(Arg::I(v));
+        args.len()
+    };
+    if q.pinned {
+        sql.push_str(" AND s.top_ts > 0 ORDER BY s.top_ts DESC");
+    } else {
+        sql.push_str(" AND s.top_ts = 0");
+        if let Some(after) = q.after {
+            let n = bind(args, after);
+            sql.push_str(&format!(" AND {col} > ${n}"));
+        }
+        if let Some(before) = q.before {
+            let n = bind(args, before);
+            sql.push_str(&format!(" AND {col} < ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY {col} DESC, s.talker_id DESC"));
+    }
+    let n = bind(args, i64::from(q.limit));
+    sql.push_str(&format!(" LIMIT ${n}"));
+    sql
+}
+
 /// See [`Store::pair_state`]: four point reads in one statement (one read transaction): each
 /// side's relation towards the other (kind 0), and each side's session of the pair (kind 1).
 /// UNION ALL, not OR: an OR of two keys deduplicates its rows through a temporary table.
@@ -1508,60 +1564,33 @@ impl Store for SqlStore {
     }
 
     async fn sessions(&self, owner: u64, q: &SessionQuery) -> Result<Vec<SessionRow>> {
-        let mut sql = format!(
-            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
-             AND s.last_seqno > 0 AND s.removed = 0",
-            *SESSION_SELECT
-        );
-        match q.kind {
-            ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
-            ListKind::Users { followed, system } => {
-                sql.push_str(" AND s.is_intercept = 0");
-                let system_talker = &*SYSTEM_TALKER;
-                match followed {
-                    Some(true) => sql.push_str(&format!(
-                        " AND (COALESCE(r.follow, 0) = 1 OR {system_talker})"
-                    )),
-                    Some(false) => sql.push_str(&format!(
-                        " AND COALESCE(r.follow, 0) = 0 AND NOT {system_talker}"
-                    )),
-                    None => {}
-                }
-                match system {
-                    Some(true) => sql.push_str(&format!(" AND {system_talker}")),
-                    Some(false) => sql.push_str(&format!(" AND NOT {system_talker}")),
-                    None => {}
-                }
-            }
-        }
-        let col = match q.sort {
-            SortBy::SessionTs => "s.session_ts",
-            SortBy::AckTs => "s.ack_ts",
-        };
-        let mut n = 1;
-        if q.pinned {
-            sql.push_str(" AND s.top_ts > 0 ORDER BY s.top_ts DESC");
-        } else {
-            sql.push_str(" AND s.top_ts = 0");
-            if q.after.is_some() {
-                n += 1;
-                sql.push_str(&format!(" AND {col} > ${n}"));
-            }
-            if q.before.is_some() {
-                n += 1;
-                sql.push_str(&format!(" AND {col} < ${n}"));
-            }
-            sql.push_str(&format!(" ORDER BY {col} DESC, s.talker_id DESC"));
-        }
-        n += 1;
-        sql.push_str(&format!(" LIMIT ${n}"));
         let mut args = Vec::from(args![i(owner)]);
-        if !q.pinned {
-            args.extend(q.after.map(Arg::I));
-            args.extend(q.before.map(Arg::I));
-        }
-        args.push(Arg::I(i64::from(q.limit)));
+        let sql = session_list_sql(q, &mut args);
         self.rows(&sql, args, decode_session).await
+    }
+
+    async fn first_sessions(
+        &self,
+        owner: u64,
+        pinned: &SessionQuery,
+        page: &SessionQuery,
+    ) -> Result<(Vec<SessionRow>, Vec<SessionRow>)> {
+        // One statement for both: the pinned sessions (top_ts > 0) and the page (top_ts = 0).
+        let mut args = Vec::from(args![i(owner)]);
+        let sql = format!(
+            "SELECT * FROM ({}) AS pinned UNION ALL SELECT * FROM ({}) AS page",
+            session_list_sql(pinned, &mut args),
+            session_list_sql(page, &mut args)
+        );
+        let rows = self.rows(&sql, args, decode_session).await?;
+        let (mut top, mut rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.top_ts > 0);
+        top.sort_by(|a, b| b.top_ts.cmp(&a.top_ts));
+        let key = |r: &SessionRow| match page.sort {
+            SortBy::SessionTs => r.session_ts,
+            SortBy::AckTs => r.ack_ts,
+        };
+        rest.sort_by(|a, b| key(b).cmp(&key(a)).then(b.talker_id.cmp(&a.talker_id)));
+        Ok((top, rest))
     }
 
     async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool> {
