@@ -1584,7 +1584,7 @@ impl Store for SqlStore {
         );
         let rows = self.rows(&sql, args, decode_session).await?;
         let (mut top, mut rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.top_ts > 0);
-        top.sort_by(|a, b| b.top_ts.cmp(&a.top_ts));
+        top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
         let key = |r: &SessionRow| match page.sort {
             SortBy::SessionTs => r.session_ts,
             SortBy::AckTs => r.ack_ts,
