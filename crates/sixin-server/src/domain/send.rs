@@ -75,13 +75,13 @@ impl Service {
         let target = match req.receiver_type {
             1 => {
                 // Everything checks 3 to 7 and the automatic replies need, in one read.
-                let reads = self
+                let mut reads = self
                     .store
                     .send_reads(caller.mid, req.receiver_id, relations::MAINTENANCE_FLAG)
                     .await?;
                 let receiver = reads
                     .receiver
-                    .clone()
+                    .take()
                     .ok_or(DomainError::BadRequest("unknown receiver"))?;
                 if receiver.mid == caller.mid {
                     return Err(DomainError::SendToSelf);

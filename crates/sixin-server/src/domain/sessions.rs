@@ -111,10 +111,7 @@ impl Service {
             req.size.min(MAX_SESSIONS)
         };
         let first_page = req.begin_ts.is_none() && req.end_ts.is_none();
-        let key = |r: &SessionRow| match sort {
-            SortBy::SessionTs => r.session_ts,
-            SortBy::AckTs => r.ack_ts,
-        };
+        let key = |r: &SessionRow| sort.time_of(r);
         let mut pinned = Vec::new();
         let mut rest = Vec::new();
         if let Some(kind) = kind {
@@ -174,7 +171,7 @@ impl Service {
                 // "Groups by join time ascending" (sort rules other than 1–3 on the group list).
                 rest.sort_by_key(|g| g.group.as_ref().map_or(0, |v| v.joined_us));
             } else {
-                rest.sort_by(|a, b| key(b).cmp(&key(a)).then(b.talker_id.cmp(&a.talker_id)));
+                sort.sort(&mut rest);
             }
         }
         // In join order, all of a user's groups come on the first page: join times are no cursor a

@@ -209,6 +209,25 @@ pub enum SortBy {
     AckTs,
 }
 
+impl SortBy {
+    /// The time a list sorted this way orders (and pages) a session by.
+    pub fn time_of(self, r: &SessionRow) -> i64 {
+        match self {
+            SortBy::SessionTs => r.session_ts,
+            SortBy::AckTs => r.ack_ts,
+        }
+    }
+
+    /// Puts unpinned sessions in list order: newest first, the talker breaking ties.
+    pub fn sort(self, rows: &mut [SessionRow]) {
+        rows.sort_by(|a, b| {
+            self.time_of(b)
+                .cmp(&self.time_of(a))
+                .then(b.talker_id.cmp(&a.talker_id))
+        });
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionQuery {
     pub kind: ListKind,

@@ -1069,19 +1069,11 @@ async fn send_reads_in<E: Exec>(
         .await?;
     let pair = pair_state_in(c, sender, receiver).await?;
     let flag = c
-        .opt(
-            "SELECT value FROM server_flags WHERE name = $1",
-            &args![flag],
-            |r| r.i64("value"),
-        )
+        .opt(FLAG_BY_NAME, &args![flag], |r| r.i64("value"))
         .await?
         .unwrap_or(0);
     let receiver_replies = c
-        .opt(
-            "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
-            &args![i(receiver)],
-            decode_auto_replies,
-        )
+        .opt(AUTO_REPLIES_OF, &args![i(receiver)], decode_auto_replies)
         .await?
         .unwrap_or_default();
     Ok(SendReads {
@@ -1092,6 +1084,13 @@ async fn send_reads_in<E: Exec>(
         receiver_replies,
     })
 }
+
+/// A server flag's value (see [`Store::server_flag`]).
+const FLAG_BY_NAME: &str = "SELECT value FROM server_flags WHERE name = $1";
+
+/// A user's automatic replies, decoded by [`decode_auto_replies`].
+const AUTO_REPLIES_OF: &str =
+    "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1";
 
 fn decode_auto_replies(r: &dyn Get) -> Result<AutoReplies> {
     Ok(AutoReplies {
@@ -1583,13 +1582,10 @@ impl Store for SqlStore {
             session_list_sql(page, &mut args)
         );
         let rows = self.rows(&sql, args, decode_session).await?;
+        // A compound statement keeps no order of its own: each part is put back in its order.
         let (mut top, mut rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.top_ts > 0);
         top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
-        let key = |r: &SessionRow| match page.sort {
-            SortBy::SessionTs => r.session_ts,
-            SortBy::AckTs => r.ack_ts,
-        };
-        rest.sort_by(|a, b| key(b).cmp(&key(a)).then(b.talker_id.cmp(&a.talker_id)));
+        page.sort.sort(&mut rest);
         Ok((top, rest))
     }
 
@@ -1835,11 +1831,7 @@ impl Store for SqlStore {
 
     async fn server_flag(&self, name: &str) -> Result<i64> {
         Ok(self
-            .row(
-                "SELECT value FROM server_flags WHERE name = $1",
-                args![name],
-                |r| r.i64("value"),
-            )
+            .row(FLAG_BY_NAME, args![name], |r| r.i64("value"))
             .await?
             .unwrap_or(0))
     }
@@ -1876,11 +1868,7 @@ impl Store for SqlStore {
 
     async fn auto_replies(&self, mid: u64) -> Result<AutoReplies> {
         Ok(self
-            .row(
-                "SELECT follow_reply, message_reply, keyword_replies FROM auto_replies WHERE mid = $1",
-                args![i(mid)],
-                decode_auto_replies,
-            )
+            .row(AUTO_REPLIES_OF, args![i(mid)], decode_auto_replies)
             .await?
             .unwrap_or_default())
     }
