@@ -4,6 +4,7 @@
 use sixin_proto::content::{SystemTip, TipItem};
 
 use super::{system, Caller, DomainError, Result, Service};
+use crate::config::Config;
 use crate::store::{AutoReplies, Insert, NewMessage, PairState, Peer, RateHit, Relation, User};
 
 /// The tip a sender sees under their first message to someone who doesn't follow them.
@@ -111,6 +112,63 @@ pub(crate) fn rate_limit_error(index: usize) -> DomainError {
     }
 }
 
+/// Check 6 on the pair's state as read (the caller is `a`, the receiver `b`).
+pub(crate) fn send_policy(
+    config: &Config,
+    receiver: &User,
+    pair: &PairState,
+    msg_type: u32,
+) -> Result<SendPolicy> {
+    if receiver.system_msg_type != 0 && !config.system_accounts_accept_messages {
+        return Err(DomainError::PrivacyBlocked);
+    }
+    if pair.a_to_b.block {
+        return Err(DomainError::YouBlocked);
+    }
+    let theirs = pair.b_to_a;
+    if theirs.block || (receiver.privacy == 1 && !theirs.follow) {
+        return Err(DomainError::PrivacyBlocked);
+    }
+    let mut policy = SendPolicy {
+        receiver_follows: theirs.follow,
+        receiver_trusts: pair.b_trusts_a,
+        ..Default::default()
+    };
+    if theirs.follow || msg_type == sixin_proto::content::RECALL {
+        return Ok(policy);
+    }
+    if pair.b_manual_sent > 0 {
+        // The receiver has written by hand: the rule is lifted.
+        return Ok(policy);
+    }
+    if pair.a_manual_sent >= 1 {
+        return Err(DomainError::OneMessageLimit);
+    }
+    policy.one_message_rule = true;
+    Ok(policy)
+}
+
+/// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
+/// sender, and the sender is flagged or the text hits a spam keyword.
+pub(crate) fn intercepted(
+    config: &Config,
+    sender_flagged: bool,
+    policy: &SendPolicy,
+    text: Option<&str>,
+) -> bool {
+    // A follower is never intercepted, nor a talker the receiver released for good.
+    if policy.receiver_follows || policy.receiver_trusts {
+        return false;
+    }
+    let spam = text.is_some_and(|t| {
+        config
+            .spam_keywords
+            .iter()
+            .any(|k| !k.is_empty() && t.contains(k.as_str()))
+    });
+    spam || sender_flagged
+}
+
 impl Service {
     /// Check 6 of a send to a user: blocks, privacy and the one-message rule.
     pub(crate) async fn relation_policy(
@@ -130,38 +188,12 @@ impl Service {
         pair: &PairState,
         msg_type: u32,
     ) -> Result<SendPolicy> {
-        if receiver.system_msg_type != 0 && !self.config.system_accounts_accept_messages {
-            return Err(DomainError::PrivacyBlocked);
-        }
-        if pair.a_to_b.block {
-            return Err(DomainError::YouBlocked);
-        }
-        let theirs = pair.b_to_a;
-        if theirs.block || (receiver.privacy == 1 && !theirs.follow) {
-            return Err(DomainError::PrivacyBlocked);
-        }
-        let mut policy = SendPolicy {
-            receiver_follows: theirs.follow,
-            receiver_trusts: pair.b_trusts_a,
-            ..Default::default()
-        };
-        if theirs.follow || msg_type == sixin_proto::content::RECALL {
-            return Ok(policy);
-        }
-        if pair.b_manual_sent > 0 {
-            // The receiver has written by hand: the rule is lifted.
-            return Ok(policy);
-        }
-        if pair.a_manual_sent >= 1 {
-            return Err(DomainError::OneMessageLimit);
-        }
-        policy.one_message_rule = true;
-        Ok(policy)
+        send_policy(&self.config, receiver, pair, msg_type)
     }
 
     /// Check 7's rate counters for a send, in the order they are checked: per second, then
     /// per day when the receiver doesn't follow the sender.
-    fn rate_counters(&self, caller: &Caller, receiver_follows: bool) -> Vec<RateHit> {
+    pub(crate) fn rate_counters(&self, caller: &Caller, receiver_follows: bool) -> Vec<RateHit> {
         let now = self.clock.now_secs();
         let mut hits = vec![RateHit {
             key: format!("s:{}", caller.mid),
@@ -220,25 +252,14 @@ impl Service {
         Ok(())
     }
 
-    /// Whether a message goes to the receiver's dustbin: the receiver doesn't follow the
-    /// sender, and the sender is flagged or the text hits a spam keyword.
+    /// Whether a message goes to the receiver's dustbin (see [`intercepted`]).
     pub(crate) fn intercepts(
         &self,
         sender_flagged: bool,
         policy: &SendPolicy,
         text: Option<&str>,
     ) -> bool {
-        // A follower is never intercepted, nor a talker the receiver released for good.
-        if policy.receiver_follows || policy.receiver_trusts {
-            return false;
-        }
-        let spam = text.is_some_and(|t| {
-            self.config
-                .spam_keywords
-                .iter()
-                .any(|k| !k.is_empty() && t.contains(k.as_str()))
-        });
-        spam || sender_flagged
+        intercepted(&self.config, sender_flagged, policy, text)
     }
 
     /// Stores automatic messages from `from` to `to` (never subject to the send checks, and

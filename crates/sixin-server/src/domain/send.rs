@@ -4,7 +4,7 @@ use sixin_proto::content::{self, parse_recall_target};
 use sixin_proto::{KeyHitInfos, SendResult};
 
 use super::{relations, DomainError, Result, Service};
-use crate::store::{Group, Insert, NewMessage, Peer, SendReads, StoreError, User};
+use crate::store::{Group, Insert, NewMessage, Peer, SendCheck, SendReads, StoreError, User};
 
 /// A parsed `send_msg` request (check 1, parsing, is done by the HTTP layer).
 #[derive(Debug, Clone)]
@@ -20,6 +20,45 @@ pub struct SendRequest {
     pub msg_source: u32,
     /// Mentioned members (fan groups); `None` or empty: nobody.
     pub at_uids: Option<Vec<u64>>,
+}
+
+/// The message a send stores (`content` as stored: a recall's is its target's key).
+fn new_message(
+    sender: u64,
+    req: &SendRequest,
+    msg_type: u32,
+    content: String,
+    manual: bool,
+) -> NewMessage {
+    NewMessage {
+        sender_uid: sender,
+        receiver_type: req.receiver_type as u8,
+        receiver_id: req.receiver_id,
+        msg_type,
+        content,
+        at_uids: None,
+        notify_code: String::new(),
+        new_face_version: req.new_face_version,
+        msg_source: req.msg_source,
+        visible_to: None,
+        dev_id: req.dev_id.clone(),
+        manual,
+        push: false,
+        official: false,
+    }
+}
+
+/// An insert's own refusals, in the checks' terms.
+fn insert_refusal(e: StoreError) -> DomainError {
+    match e {
+        // Someone recalled it between the check and the write.
+        StoreError::Stale => DomainError::AlreadyRecalled,
+        // Another send won the one message allowed.
+        StoreError::Conflict => DomainError::OneMessageLimit,
+        // Check 7: a rate counter counted with the insert went over its limit.
+        StoreError::Limited(k) => relations::rate_limit_error(k),
+        e => e.into(),
+    }
 }
 
 /// `mobi_app` → `msg_source` (SPEC §1).
@@ -71,8 +110,11 @@ impl Service {
             1 | 2 | 5 => req.msg_type as u32,
             _ => return Err(DomainError::UnsupportedMsgType),
         };
-        // 3: the receiver.
+        // 3: the receiver. A text or an image to a person has its checks run with its insert.
         let target = match req.receiver_type {
+            1 if msg_type != content::RECALL => {
+                return self.send_to_person(caller, &req, msg_type).await
+            }
             1 => {
                 // Everything checks 3 to 7 and the automatic replies need, in one read.
                 let mut reads = self
@@ -112,22 +154,7 @@ impl Service {
             Some(k) => k.to_string(),
             None => req.content.clone(),
         };
-        let message = NewMessage {
-            sender_uid: caller.mid,
-            receiver_type: req.receiver_type as u8,
-            receiver_id: req.receiver_id,
-            msg_type,
-            content: stored_content,
-            at_uids: None,
-            notify_code: String::new(),
-            new_face_version: req.new_face_version,
-            msg_source: req.msg_source,
-            visible_to: None,
-            dev_id: req.dev_id.clone(),
-            manual,
-            push: false,
-            official: false,
-        };
+        let message = new_message(caller.mid, &req, msg_type, stored_content, manual);
         let (peer, insert, receiver, intercept) = match &target {
             Target::User(receiver, reads) => {
                 // 6: relations, privacy and the one-message rule.
@@ -199,15 +226,7 @@ impl Service {
             }
             (r, _) => r,
         }
-        .map_err(|e| match e {
-            // Someone recalled it between the check and the write.
-            StoreError::Stale => DomainError::AlreadyRecalled,
-            // Another send won the one message allowed.
-            StoreError::Conflict => DomainError::OneMessageLimit,
-            // Check 7: a rate counter counted with the insert went over its limit.
-            StoreError::Limited(k) => relations::rate_limit_error(k),
-            e => e.into(),
-        })?;
+        .map_err(insert_refusal)?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
 
         // Side effects: the message is stored whatever happens to them.
@@ -227,22 +246,153 @@ impl Service {
             }
         }
 
+        Ok(self.answer(msg, text.as_deref(), &req, receiver.is_some()))
+    }
+
+    /// A text or an image to a person: checks 3 to 7 run on the writer, on what it reads in
+    /// the transaction that stores the message, so no write lands between them and the insert
+    /// (two strangers writing each other at once cannot both pass the one-message rule).
+    async fn send_to_person(
+        &self,
+        caller: &super::Caller,
+        req: &SendRequest,
+        msg_type: u32,
+    ) -> Result<SendResult> {
+        // 4 is answered after 3, but needs nothing read.
+        let checked = self.check_content(msg_type, &req.content);
+        let text = match &checked {
+            Ok(Checked::Text(t)) => Some(t.clone()),
+            _ => None,
+        };
+        let manual = relations::is_manual_source(req.msg_source);
+        let message = new_message(caller.mid, req, msg_type, req.content.clone(), manual);
+        let sender = caller.mid;
+        let config = self.config.clone();
+        // Check 7's counters: per second, and per day unless the receiver follows.
+        let mut hits = self.rate_counters(caller, false);
+        let now_us = self.clock.now_us();
+        let spam_text = text.clone();
+        let check: SendCheck = Box::new(move |reads: &SendReads| {
+            // 3.
+            let receiver = reads
+                .receiver
+                .as_ref()
+                .ok_or(DomainError::BadRequest("unknown receiver"))?;
+            if receiver.mid == sender {
+                return Err(DomainError::SendToSelf);
+            }
+            // 4.
+            checked?;
+            // 6: relations, privacy and the one-message rule.
+            let policy = relations::send_policy(&config, receiver, &reads.pair, msg_type)?;
+            // 7: maintenance is answered by the caller, which counts the rates first.
+            if config.maintenance || reads.flag != 0 {
+                return Err(DomainError::Maintenance);
+            }
+            if policy.receiver_follows {
+                hits.truncate(1);
+            }
+            let rule = policy.one_message_rule;
+            let messages = std::iter::once(message)
+                .chain(rule.then(|| relations::one_message_tip(sender, receiver.mid)))
+                .collect();
+            Ok(Insert {
+                messages,
+                now_us,
+                sender_reads: true,
+                recall_target: None,
+                intercept_receiver: relations::intercepted(
+                    &config,
+                    reads.sender_flagged,
+                    &policy,
+                    spam_text.as_deref(),
+                ),
+                max_manual_sent: rule.then_some(1),
+                member_of_open_group: None,
+                hits,
+            })
+        });
+        let now_ms = self.clock.now_ms();
+        let keys = self.keys.clone();
+        let sent = self
+            .store
+            .send_to_person(
+                sender,
+                req.receiver_id,
+                relations::MAINTENANCE_FLAG,
+                check,
+                std::sync::Arc::new(move || keys.next(now_ms)),
+            )
+            .await
+            .map_err(insert_refusal)?;
+        let reads = sent.reads;
+        let stored = match sent.stored {
+            Ok(stored) => stored,
+            Err(DomainError::Maintenance) => {
+                // 7 in maintenance: the counters are counted on their own, and the first
+                // over its limit answers before maintenance does.
+                let follows = reads
+                    .receiver
+                    .as_ref()
+                    .and_then(|r| {
+                        relations::send_policy(&self.config, r, &reads.pair, msg_type).ok()
+                    })
+                    .is_some_and(|p| p.receiver_follows);
+                self.rate_hits_with(caller, follows, reads.flag).await?;
+                return Err(DomainError::Maintenance);
+            }
+            Err(e) => return Err(e),
+        };
+        let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
+        let receiver = reads
+            .receiver
+            .as_ref()
+            .ok_or(DomainError::BadRequest("unknown receiver"))?;
+
+        // Side effects: the message is stored whatever happens to them.
+        let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type)?;
+        let intercept = self.intercepts(reads.sender_flagged, &policy, text.as_deref());
+        if manual && !intercept {
+            if let Err(e) = self
+                .auto_reply_to_message(
+                    sender,
+                    receiver.mid,
+                    &reads.receiver_replies,
+                    text.as_deref(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "auto-reply failed");
+            }
+        }
+        Ok(self.answer(msg, text.as_deref(), req, true))
+    }
+
+    /// The answer to a stored send: its key and, for a text, its emoji (and, to a person, the
+    /// content as stored and its keyword hits).
+    fn answer(
+        &self,
+        msg: &sixin_proto::Message,
+        text: Option<&str>,
+        req: &SendRequest,
+        to_person: bool,
+    ) -> SendResult {
         let mut result = SendResult {
             msg_key: msg.msg_key,
             e_infos: None,
             msg_content: None,
             key_hit_infos: None,
         };
-        if let Some(t) = &text {
+        if let Some(t) = text {
             let infos = self.emoji.e_infos(t, req.new_face_version == 1);
             result.e_infos = (!infos.is_empty()).then_some(infos);
             // Upstream gives these two only for texts to users.
-            if receiver.is_some() {
+            if to_person {
                 result.msg_content = Some(msg.content.clone());
                 result.key_hit_infos = Some(self.key_hits(t));
             }
         }
-        Ok(result)
+        result
     }
 
     /// Check 4: size, then shape.

@@ -108,6 +108,18 @@ pub struct SendReads {
     pub receiver_replies: AutoReplies,
 }
 
+/// The checks of a send to a person, run on what the send read ([`SendReads`]): the insert to
+/// make, or the domain's answer refusing it.
+pub type SendCheck =
+    Box<dyn FnOnce(&SendReads) -> std::result::Result<Insert, crate::domain::DomainError> + Send>;
+
+/// What [`Store::send_to_person`] did: what it read, and the messages it stored or the checks'
+/// refusal.
+pub struct PersonSend {
+    pub reads: SendReads,
+    pub stored: std::result::Result<Vec<StoredMessage>, crate::domain::DomainError>,
+}
+
 /// A message as stored: the wire message plus who may see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
@@ -403,6 +415,23 @@ pub trait Store: Send + Sync + 'static {
         insert: Insert,
         key_of: KeyFn,
     ) -> Result<Vec<StoredMessage>>;
+
+    /// A send to a person: reads what its checks need (as [`Store::send_reads`]), runs
+    /// `check` on it and stores the insert `check` returns (as [`Store::insert_messages`]).
+    /// What decides the one-message rule (the pair's sessions) is read inside the write
+    /// transaction, after any earlier send between the two has landed: of two strangers
+    /// writing each other at once, only the first is under the rule. (SQLite reads the rest
+    /// beside the writer just before; PostgreSQL reads everything in the transaction, the
+    /// pair's sends taking turns on an advisory lock.) An insert's own refusals (`Limited`,
+    /// `Conflict`) are errors, as from [`Store::insert_messages`].
+    async fn send_to_person(
+        &self,
+        sender: u64,
+        receiver: u64,
+        flag: &'static str,
+        check: SendCheck,
+        key_of: KeyFn,
+    ) -> Result<PersonSend>;
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>>;
     /// The conversation between two users, if they ever exchanged a message.

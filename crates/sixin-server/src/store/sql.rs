@@ -52,6 +52,16 @@ enum Job {
         win: i64,
         reply: tokio::sync::oneshot::Sender<Result<u64>>,
     },
+    /// A send to a person: its reads and checks run inside the batch, on the state the
+    /// batch's earlier jobs left.
+    Person {
+        sender: u64,
+        receiver: u64,
+        reads: Box<SendReads>,
+        check: SendCheck,
+        key_of: KeyFn,
+        reply: tokio::sync::oneshot::Sender<Result<PersonSend>>,
+    },
 }
 
 /// Group commit for SQLite's single writer: a thread owns the writer's own SQLite connection
@@ -246,6 +256,9 @@ impl Job {
             Job::Hit { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
+            Job::Person { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
         }
     }
 }
@@ -309,36 +322,112 @@ async fn hits_then_insert<E: Exec>(
     (r, closed.is_ok())
 }
 
+/// A send to a person inside the batch's transaction: the pair's sessions read again, its
+/// checks, then its insert. The outer error ends the whole batch (see [`run_insert`]).
+fn run_person(
+    conn: &mut Native,
+    (sender, receiver): (u64, u64),
+    mut reads: SendReads,
+    check: SendCheck,
+    key_of: &(dyn Fn() -> u64 + Send + Sync),
+) -> Result<Result<(PersonSend, u64)>> {
+    // A read writes nothing: one that fails leaves the transaction as it was.
+    if let Err(e) =
+        now_or_never(pair_sessions_in(conn, sender, receiver, &mut reads.pair)).and_then(|r| r)
+    {
+        return Ok(Err(e));
+    }
+    let insert = match check(&reads) {
+        Ok(insert) => insert,
+        Err(refused) => {
+            return Ok(Ok((
+                PersonSend {
+                    reads,
+                    stored: Err(refused),
+                },
+                0,
+            )))
+        }
+    };
+    let peer = Peer::Pair {
+        a: sender,
+        b: receiver,
+    };
+    Ok(
+        run_insert(conn, peer, &insert, key_of)?.map(|(stored, written)| {
+            (
+                PersonSend {
+                    reads,
+                    stored: Ok(stored),
+                },
+                written,
+            )
+        }),
+    )
+}
+
 /// One group commit on the writer's connection; answers every job.
 fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic::AtomicU64) {
-    // What each job did inside the transaction, in job order.
+    // What each job did inside the transaction, in job order, with its reply.
     enum Done {
-        Insert(Result<(Vec<StoredMessage>, u64)>),
-        Hit(Result<u64>),
+        Insert(
+            Result<(Vec<StoredMessage>, u64)>,
+            tokio::sync::oneshot::Sender<Result<Vec<StoredMessage>>>,
+        ),
+        Hit(Result<u64>, tokio::sync::oneshot::Sender<Result<u64>>),
+        Person(
+            Box<Result<(PersonSend, u64)>>,
+            tokio::sync::oneshot::Sender<Result<PersonSend>>,
+        ),
     }
     let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
     let outcome: Result<()> = (|| {
         // IMMEDIATE: take the write lock now (waiting for another process's writer if need
         // be), so no statement of the batch can fail on a snapshot another writer outdated.
         conn.batch("BEGIN IMMEDIATE")?;
-        for job in &jobs {
-            done.push(match job {
+        for job in jobs.by_ref() {
+            match job {
                 Job::Insert {
                     peer,
                     insert,
                     key_of,
-                    ..
-                } => Done::Insert(run_insert(conn, *peer, insert, &**key_of)?),
-                Job::Hit { key, win, .. } => {
+                    reply,
+                } => {
+                    // The reply waits in `done` until the batch's outcome is known, whatever
+                    // that is.
+                    let r = run_insert(conn, peer, &insert, &*key_of);
+                    let failed = r.as_ref().err().map(|e| StoreError::Other(e.to_string()));
+                    done.push(Done::Insert(r.unwrap_or_else(Err), reply));
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
+                Job::Hit { key, win, reply } => {
                     conn.batch("SAVEPOINT job")?;
-                    let r = now_or_never(count_hit_in(conn, key, *win))?;
+                    let r = now_or_never(count_hit_in(conn, &key, win)).and_then(|r| r);
                     if r.is_err() {
                         conn.batch("ROLLBACK TO job")?;
                     }
                     conn.batch("RELEASE job")?;
-                    Done::Hit(r)
+                    done.push(Done::Hit(r, reply));
                 }
-            });
+                Job::Person {
+                    sender,
+                    receiver,
+                    reads,
+                    check,
+                    key_of,
+                    reply,
+                } => {
+                    let r = run_person(conn, (sender, receiver), *reads, check, &*key_of);
+                    let failed = r.as_ref().err().map(|e| StoreError::Other(e.to_string()));
+                    done.push(Done::Person(Box::new(r.unwrap_or_else(Err)), reply));
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
+            }
         }
         conn.batch("COMMIT")
     })();
@@ -346,25 +435,49 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
         // Undo whatever part of the batch ran; an error here means no transaction was open.
         let _ = conn.batch("ROLLBACK");
     }
-    let mut done = done.into_iter();
-    for job in jobs {
-        let d = done.next();
+    let written = |n: u64| {
+        rows_written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
+    for d in done {
         if let Err(e) = &outcome {
-            job.fail(e);
+            let e = StoreError::Other(format!("group commit failed: {e}"));
+            match d {
+                Done::Insert(_, reply) => {
+                    let _ = reply.send(Err(e));
+                }
+                Done::Hit(_, reply) => {
+                    let _ = reply.send(Err(e));
+                }
+                Done::Person(_, reply) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
             continue;
         }
-        match (job, d) {
-            (Job::Insert { reply, .. }, Some(Done::Insert(r))) => {
-                let _ = reply.send(r.map(|(stored, written)| {
-                    rows_written.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+        match d {
+            Done::Insert(r, reply) => {
+                let _ = reply.send(r.map(|(stored, n)| {
+                    written(n);
                     stored
                 }));
             }
-            (Job::Hit { reply, .. }, Some(Done::Hit(r))) => {
+            Done::Hit(r, reply) => {
                 let _ = reply.send(r);
             }
-            (job, _) => job.fail(&StoreError::Other("write not run".into())),
+            Done::Person(r, reply) => {
+                let _ = reply.send((*r).map(|(sent, n)| {
+                    written(n);
+                    sent
+                }));
+            }
         }
+    }
+    // Jobs the batch never reached (it failed before them).
+    let e = outcome
+        .err()
+        .unwrap_or_else(|| StoreError::Other("write not run".into()));
+    for job in jobs {
+        job.fail(&e);
     }
 }
 
@@ -1051,6 +1164,32 @@ async fn pair_state_in<E: Exec>(c: &mut E, a: u64, b: u64) -> Result<PairState> 
     Ok(st)
 }
 
+/// Reads again, into `st`, what the pair's sessions say (who wrote by hand, whether `b` trusts
+/// `a`): a send's writer does, inside its transaction, so the one-message rule is decided on
+/// the state its insert lands on.
+async fn pair_sessions_in<E: Exec>(c: &mut E, a: u64, b: u64, st: &mut PairState) -> Result<()> {
+    let rows = c
+        .all(
+            "SELECT owner, manual_sent, is_trust \
+             FROM sessions WHERE owner = $1 AND session_type = 1 AND talker_id = $2 \
+             UNION ALL SELECT owner, manual_sent, is_trust \
+             FROM sessions WHERE owner = $2 AND session_type = 1 AND talker_id = $1",
+            &args![i(a), i(b)],
+            |r| Ok((r.u64("owner")?, r.u64("manual_sent")?, r.flag("is_trust")?)),
+        )
+        .await?;
+    (st.a_manual_sent, st.b_manual_sent, st.b_trusts_a) = (0, 0, false);
+    for (owner, sent, trust) in rows {
+        if owner == a {
+            st.a_manual_sent = sent;
+        } else {
+            st.b_manual_sent = sent;
+            st.b_trusts_a = trust;
+        }
+    }
+    Ok(())
+}
+
 /// See [`Store::send_reads`]: four statements, on one connection.
 async fn send_reads_in<E: Exec>(
     c: &mut E,
@@ -1101,6 +1240,27 @@ fn decode_auto_replies(r: &dyn Get) -> Result<AutoReplies> {
 }
 
 impl SqlStore {
+    /// Counts the hits and inserts (see [`hits_then_insert`]) in `tx`, then commits it, or
+    /// rolls it back when the insert failed past its savepoint.
+    async fn insert_in_tx(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        peer: Peer,
+        insert: &Insert,
+        key_of: &(dyn Fn() -> u64 + Send + Sync),
+    ) -> Result<Vec<StoredMessage>> {
+        let (r, intact) = hits_then_insert(&mut *tx, peer, insert, key_of).await;
+        if intact {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        let (stored, written) = r?;
+        self.rows_written
+            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+        Ok(stored)
+    }
+
     /// Runs a read: on SQLite inline on a reader connection, on PostgreSQL through the pool.
     async fn rows<T: Send + 'static>(
         &self,
@@ -1442,17 +1602,71 @@ impl Store for SqlStore {
                 .await;
         }
         let mut w = self.w().await?;
-        let mut tx = w.begin().await?;
-        let (r, intact) = hits_then_insert(&mut *tx, peer, &insert, &*key_of).await;
-        if intact {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
-        }
-        let (stored, written) = r?;
-        self.rows_written
-            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+        let tx = w.begin().await?;
+        let stored = self.insert_in_tx(tx, peer, &insert, &*key_of).await?;
         Ok(stored)
+    }
+
+    async fn send_to_person(
+        &self,
+        sender: u64,
+        receiver: u64,
+        flag: &'static str,
+        check: SendCheck,
+        key_of: KeyFn,
+    ) -> Result<PersonSend> {
+        if let (Some(writer), Some(readers)) = (&self.writer, &self.readers) {
+            // Read beside the writer, on this thread; only the pair's sessions, which decide
+            // the one-message rule, are read again inside the write.
+            let reads = readers.with(|c| {
+                c.in_read_transaction(|c| now_or_never(send_reads_in(c, sender, receiver, flag))?)
+            })?;
+            return writer
+                .call(|reply| Job::Person {
+                    sender,
+                    receiver,
+                    reads: Box::new(reads),
+                    check,
+                    key_of,
+                    reply,
+                })
+                .await;
+        }
+        let mut w = self.w().await?;
+        let mut tx = w.begin().await?;
+        // Sends between the same two people take turns from here to the commit (across
+        // processes too), so each one's checks see the other's message: of two strangers
+        // writing each other at once, only the first is under the one-message rule.
+        let (lo, hi) = if sender <= receiver {
+            (sender, receiver)
+        } else {
+            (receiver, sender)
+        };
+        tx.exec(
+            "SELECT pg_advisory_xact_lock($1)",
+            &args![i(lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi)],
+        )
+        .await?;
+        let reads = send_reads_in(&mut *tx, sender, receiver, flag).await?;
+        let insert = match check(&reads) {
+            Ok(insert) => insert,
+            Err(refused) => {
+                tx.rollback().await?;
+                return Ok(PersonSend {
+                    reads,
+                    stored: Err(refused),
+                });
+            }
+        };
+        let peer = Peer::Pair {
+            a: sender,
+            b: receiver,
+        };
+        let stored = self.insert_in_tx(tx, peer, &insert, &*key_of).await?;
+        Ok(PersonSend {
+            reads,
+            stored: Ok(stored),
+        })
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {

@@ -491,3 +491,30 @@ pub fn ok(v: &Value) -> &Value {
 pub async fn create_pg_database_pub(admin_url: &str) -> (String, impl Drop) {
     create_pg_database(admin_url).await
 }
+
+/// Polls a set of futures together (the test crate has no `futures` dependency).
+pub async fn futures_join_all<F, T>(fs: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = fs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (k, f) in pinned.iter_mut().enumerate() {
+            if out[k].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[k] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("ready")).collect()
+}

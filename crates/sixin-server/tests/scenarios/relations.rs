@@ -809,6 +809,53 @@ async fn one_message_rule_concurrent_first_messages(s: &Server) {
 }
 scenario!(one_message_rule_concurrent_first_messages);
 
+/// Strangers writing each other at the same moment: whichever send is decided first is under
+/// the rule and gets the tip; the other sees that message and is not. Eight pairs at once.
+async fn one_message_rule_strangers_writing_each_other_at_once(s: &Server) {
+    let mut pairs = Vec::new();
+    for k in 0..8 {
+        pairs.push((
+            s.user(&format!("p{k}")).await,
+            s.user(&format!("q{k}")).await,
+        ));
+    }
+    let sends = pairs.iter().flat_map(|(p, q)| {
+        [
+            send_text(s, p, q.mid, "你好"),
+            send_text(s, q, p.mid, "你好"),
+        ]
+    });
+    let answers = futures_join_all(sends).await;
+    for a in &answers {
+        assert_eq!(a["code"], 0, "{answers:?}");
+    }
+    for (p, q) in &pairs {
+        let p_view = said(s, p, q.mid).await;
+        let q_view = said(s, q, p.mid).await;
+        let tips = |view: &[(u64, u64, u64, String)]| {
+            view.iter()
+                .filter(|l| l.1 == 18)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let (p_tips, q_tips) = (tips(&p_view), tips(&q_view));
+        assert_eq!(p_tips.len() + q_tips.len(), 1, "{p_view:?} {q_view:?}");
+        // The tip follows its sender's own message, the first of the conversation.
+        let (first, view) = if p_tips.is_empty() {
+            (q, &q_view)
+        } else {
+            (p, &p_view)
+        };
+        assert_eq!(view[0], line(first.mid, 1, 7, "你好"));
+        assert_eq!(view[1], line(first.mid, 18, 18, TIP_TEXT));
+        assert_eq!(view.len(), 3, "{view:?}");
+        // Both can go on writing: each has the other's hand-written message.
+        say(s, p, q, "再见").await;
+        say(s, q, p, "再见").await;
+    }
+}
+scenario!(one_message_rule_strangers_writing_each_other_at_once);
+
 // ---- privacy and blocks (25003, 25005) ----
 
 async fn privacy_and_blocks_refuse_sends(s: &Server) {
