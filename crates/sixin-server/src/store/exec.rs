@@ -63,30 +63,30 @@ pub(crate) use args;
 
 /// A result row, read by column name.
 pub(crate) trait Get {
-    fn opt_i64(&self, col: &str) -> Result<Option<i64>>;
-    fn opt_str(&self, col: &str) -> Result<Option<String>>;
+    fn opt_i64(&self, col: &'static str) -> Result<Option<i64>>;
+    fn opt_str(&self, col: &'static str) -> Result<Option<String>>;
 
-    fn i64(&self, col: &str) -> Result<i64> {
+    fn i64(&self, col: &'static str) -> Result<i64> {
         self.opt_i64(col)?
             .ok_or_else(|| StoreError::Other(format!("column {col} is NULL")))
     }
-    fn str(&self, col: &str) -> Result<String> {
+    fn str(&self, col: &'static str) -> Result<String> {
         self.opt_str(col)?
             .ok_or_else(|| StoreError::Other(format!("column {col} is NULL")))
     }
-    fn u64(&self, col: &str) -> Result<u64> {
+    fn u64(&self, col: &'static str) -> Result<u64> {
         Ok(self.i64(col)? as u64)
     }
-    fn flag(&self, col: &str) -> Result<bool> {
+    fn flag(&self, col: &'static str) -> Result<bool> {
         Ok(self.i64(col)? != 0)
     }
 }
 
 impl Get for AnyRow {
-    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+    fn opt_i64(&self, col: &'static str) -> Result<Option<i64>> {
         Ok(self.try_get(col)?)
     }
-    fn opt_str(&self, col: &str) -> Result<Option<String>> {
+    fn opt_str(&self, col: &'static str) -> Result<Option<String>> {
         Ok(self.try_get(col)?)
     }
 }
@@ -209,12 +209,27 @@ struct NativeRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,
     /// The statement's column names, in order.
     columns: &'a [&'a str],
-    /// Where the next lookup starts: decoders mostly read columns in their SELECT order.
+    /// Where the next lookup by name starts: decoders mostly read columns in SELECT order.
     next: std::cell::Cell<usize>,
+    /// The statement's decoder asks for the same names in the same order on every row: what
+    /// its k-th request named (the name's address and length: names are `'static`, so these
+    /// never stand for two different names) and found, learnt on the first row, so later rows skip comparing
+    /// names.
+    learnt: &'a std::cell::RefCell<Vec<((usize, usize), usize)>>,
+    /// How many columns the decoder asked for so far on this row.
+    asked: std::cell::Cell<usize>,
 }
 
 impl NativeRow<'_, '_> {
-    fn index(&self, col: &str) -> Result<usize> {
+    fn index(&self, col: &'static str) -> Result<usize> {
+        let k = self.asked.get();
+        self.asked.set(k + 1);
+        let name = (col.as_ptr() as usize, col.len());
+        if let Some(&(n, i)) = self.learnt.borrow().get(k) {
+            if n == name {
+                return Ok(i);
+            }
+        }
         let start = self.next.get();
         let found = match self.columns.get(start) {
             Some(c) if *c == col => Some(start),
@@ -224,6 +239,12 @@ impl NativeRow<'_, '_> {
         };
         let i = found.ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
         self.next.set(i + 1);
+        let mut learnt = self.learnt.borrow_mut();
+        match k.cmp(&learnt.len()) {
+            std::cmp::Ordering::Less => learnt[k] = (name, i),
+            std::cmp::Ordering::Equal => learnt.push((name, i)),
+            std::cmp::Ordering::Greater => {}
+        }
         Ok(i)
     }
 }
@@ -231,7 +252,7 @@ impl NativeRow<'_, '_> {
 impl Get for NativeRow<'_, '_> {
     // The value is matched by hand rather than through `Row::get`: a session row has dozens of
     // columns, and the generic conversion is a noticeable part of a list's CPU.
-    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+    fn opt_i64(&self, col: &'static str) -> Result<Option<i64>> {
         match self.row.get_ref(self.index(col)?)? {
             rusqlite::types::ValueRef::Integer(v) => Ok(Some(v)),
             rusqlite::types::ValueRef::Null => Ok(None),
@@ -241,7 +262,7 @@ impl Get for NativeRow<'_, '_> {
             ))),
         }
     }
-    fn opt_str(&self, col: &str) -> Result<Option<String>> {
+    fn opt_str(&self, col: &'static str) -> Result<Option<String>> {
         match self.row.get_ref(self.index(col)?)? {
             rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(|t| Some(t.to_owned()))
@@ -303,11 +324,14 @@ impl Native {
         bind_native(&mut st, args)?;
         let mut rows = st.raw_query();
         let mut out = Vec::new();
+        let learnt = std::cell::RefCell::new(Vec::with_capacity(columns.len()));
         while let Some(row) = rows.next()? {
             out.push(decode(&NativeRow {
                 row,
                 columns: &columns,
                 next: std::cell::Cell::new(0),
+                learnt: &learnt,
+                asked: std::cell::Cell::new(0),
             })?);
         }
         Ok(out)
@@ -421,5 +445,60 @@ impl Readers {
             idle.push(conn);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `b` only where `a` is not NULL (as a message decoder stops at a missing message),
+    /// then `c`: the columns asked for differ from row to row.
+    fn decode(r: &dyn Get) -> Result<(Option<i64>, Option<String>, i64)> {
+        let a = r.opt_i64("a")?;
+        let b = match a {
+            Some(_) => Some(r.str("b")?),
+            None => None,
+        };
+        Ok((a, b, r.i64("c")?))
+    }
+
+    /// Reads the columns out of SELECT order.
+    fn backwards(r: &dyn Get) -> Result<(i64, Option<i64>)> {
+        Ok((r.i64("c")?, r.opt_i64("a")?))
+    }
+
+    #[test]
+    fn native_rows_find_columns_whatever_the_decoder_asks_row_by_row() {
+        let dir = std::env::temp_dir().join(format!("sixin-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        rusqlite::Connection::open(&path).unwrap();
+        let mut c = Native::open(path.to_str().unwrap(), "").unwrap();
+        c.batch("CREATE TABLE IF NOT EXISTS t (k INTEGER, a INTEGER, b TEXT, c INTEGER)")
+            .unwrap();
+        c.batch("DELETE FROM t").unwrap();
+        c.batch(
+            "INSERT INTO t VALUES (1, 10, 'x', 100), (2, NULL, NULL, 200), (3, 30, 'z', 300), \
+             (4, NULL, NULL, 400)",
+        )
+        .unwrap();
+        let sql = "SELECT a, b, c FROM t ORDER BY k";
+        let rows = c.query(sql, &[], decode).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (Some(10), Some("x".to_string()), 100),
+                (None, None, 200),
+                (Some(30), Some("z".to_string()), 300),
+                (None, None, 400),
+            ]
+        );
+        let rows = c.query(sql, &[], backwards).unwrap();
+        assert_eq!(
+            rows,
+            vec![(100, Some(10)), (200, None), (300, Some(30)), (400, None)]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
