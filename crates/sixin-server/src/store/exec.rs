@@ -207,8 +207,6 @@ pub(crate) struct Native {
 
 struct NativeRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,
-    /// The statement's column names, in order.
-    columns: &'a [&'a str],
     /// Where the next lookup by name starts: decoders mostly read columns in SELECT order.
     next: std::cell::Cell<usize>,
     /// The statement's decoder asks for the same names in the same order on every row: what
@@ -230,13 +228,11 @@ impl NativeRow<'_, '_> {
                 return Ok(i);
             }
         }
+        let st = self.row.as_ref();
+        let named = |i: usize| st.column_name(i).is_ok_and(|c| c == col);
         let start = self.next.get();
-        let found = match self.columns.get(start) {
-            Some(c) if *c == col => Some(start),
-            _ => (start..self.columns.len())
-                .chain(0..start)
-                .find(|i| self.columns[*i] == col),
-        };
+        let count = st.column_count();
+        let found = (start..count).chain(0..start.min(count)).find(|i| named(*i));
         let i = found.ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
         self.next.set(i + 1);
         let mut learnt = self.learnt.borrow_mut();
@@ -319,16 +315,13 @@ impl Native {
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
         let mut st = self.conn.prepare_cached(sql)?;
-        let names: Vec<String> = st.column_names().into_iter().map(str::to_string).collect();
-        let columns: Vec<&str> = names.iter().map(String::as_str).collect();
         bind_native(&mut st, args)?;
+        let learnt = std::cell::RefCell::new(Vec::with_capacity(st.column_count()));
         let mut rows = st.raw_query();
         let mut out = Vec::new();
-        let learnt = std::cell::RefCell::new(Vec::with_capacity(columns.len()));
         while let Some(row) = rows.next()? {
             out.push(decode(&NativeRow {
                 row,
-                columns: &columns,
                 next: std::cell::Cell::new(0),
                 learnt: &learnt,
                 asked: std::cell::Cell::new(0),
