@@ -232,7 +232,9 @@ impl NativeRow<'_, '_> {
         let named = |i: usize| st.column_name(i).is_ok_and(|c| c == col);
         let start = self.next.get();
         let count = st.column_count();
-        let found = (start..count).chain(0..start.min(count)).find(|i| named(*i));
+        let found = (start..count)
+            .chain(0..start.min(count))
+            .find(|i| named(*i));
         let i = found.ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
         self.next.set(i + 1);
         let mut learnt = self.learnt.borrow_mut();

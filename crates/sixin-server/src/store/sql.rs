@@ -322,8 +322,8 @@ async fn hits_then_insert<E: Exec>(
     (r, closed.is_ok())
 }
 
-/// A send to a person inside the batch's transaction: the pair's sessions read again, its
-/// checks, then its insert. The outer error ends the whole batch (see [`run_insert`]).
+/// A send to a person whose checks the pair's sessions may decide ([`pair_may_decide`]),
+/// inside the batch's transaction: those sessions read again, the checks, then the insert. The outer error ends the whole batch (see [`run_insert`]).
 fn run_person(
     conn: &mut Native,
     (sender, receiver): (u64, u64),
@@ -1164,6 +1164,14 @@ async fn pair_state_in<E: Exec>(c: &mut E, a: u64, b: u64) -> Result<PairState> 
     Ok(st)
 }
 
+/// Whether what the pair's sessions say (`a` the sender) may decide a send's checks when read
+/// again inside its write: only while the receiver neither follows the sender nor ever wrote
+/// to them by hand (a count that only grows) does the one-message rule depend on them. Changes
+/// of relations or trust that race a send are ordered before or after it as its reads saw them.
+fn pair_may_decide(pair: &PairState) -> bool {
+    !pair.b_to_a.follow && pair.b_manual_sent == 0
+}
+
 /// Reads again, into `st`, what the pair's sessions say (who wrote by hand, whether `b` trusts
 /// `a`): a send's writer does, inside its transaction, so the one-message rule is decided on
 /// the state its insert lands on.
@@ -1621,16 +1629,45 @@ impl Store for SqlStore {
             let reads = readers.with(|c| {
                 c.in_read_transaction(|c| now_or_never(send_reads_in(c, sender, receiver, flag))?)
             })?;
-            return writer
-                .call(|reply| Job::Person {
-                    sender,
-                    receiver,
-                    reads: Box::new(reads),
-                    check,
+            if pair_may_decide(&reads.pair) {
+                return writer
+                    .call(|reply| Job::Person {
+                        sender,
+                        receiver,
+                        reads: Box::new(reads),
+                        check,
+                        key_of,
+                        reply,
+                    })
+                    .await;
+            }
+            // Nothing a write could change meanwhile decides the checks: they run here, and
+            // the writer only inserts.
+            let insert = match check(&reads) {
+                Ok(insert) => insert,
+                Err(refused) => {
+                    return Ok(PersonSend {
+                        reads,
+                        stored: Err(refused),
+                    })
+                }
+            };
+            let peer = Peer::Pair {
+                a: sender,
+                b: receiver,
+            };
+            let stored = writer
+                .call(|reply| Job::Insert {
+                    peer,
+                    insert,
                     key_of,
                     reply,
                 })
-                .await;
+                .await?;
+            return Ok(PersonSend {
+                reads,
+                stored: Ok(stored),
+            });
         }
         let mut w = self.w().await?;
         let mut tx = w.begin().await?;
