@@ -1656,15 +1656,8 @@ impl Store for SqlStore {
                 a: sender,
                 b: receiver,
             };
-            let stored = writer
-                .call(|reply| Job::Insert {
-                    peer,
-                    insert,
-                    key_of,
-                    reply,
-                })
-                .await?;
-            return Ok(PersonSend {
+            let stored = self.insert_messages(peer, insert, key_of).await;
+            return stored.map(|stored| PersonSend {
                 reads,
                 stored: Ok(stored),
             });
