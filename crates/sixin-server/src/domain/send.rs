@@ -344,22 +344,20 @@ impl Service {
             Err(e) => return Err(e),
         };
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
-        let receiver = reads
-            .receiver
-            .as_ref()
-            .ok_or(DomainError::BadRequest("unknown receiver"))?;
 
-        // Side effects: the message is stored whatever happens to them.
-        let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type)?;
-        let intercept = self.intercepts(reads.sender_flagged, &policy, text.as_deref());
-        if manual && !intercept {
+        // Side effects: the message is stored whatever happens to them. The checks passed on
+        // these reads, so the receiver and the policy are there; the insert's interception
+        // is worked out again from them.
+        let to_reply = reads.receiver.as_ref().and_then(|receiver| {
+            let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type);
+            let intercept = policy.map_or(true, |p| {
+                self.intercepts(reads.sender_flagged, &p, text.as_deref())
+            });
+            (manual && !intercept).then_some(receiver.mid)
+        });
+        if let Some(receiver) = to_reply {
             if let Err(e) = self
-                .auto_reply_to_message(
-                    sender,
-                    receiver.mid,
-                    &reads.receiver_replies,
-                    text.as_deref(),
-                )
+                .auto_reply_to_message(sender, receiver, &reads.receiver_replies, text.as_deref())
                 .await
             {
                 tracing::warn!(error = %e, "auto-reply failed");

@@ -418,12 +418,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A send to a person: reads what its checks need (as [`Store::send_reads`]), runs
     /// `check` on it and stores the insert `check` returns (as [`Store::insert_messages`]).
-    /// What decides the one-message rule (the pair's sessions) is read inside the write
-    /// transaction, after any earlier send between the two has landed: of two strangers
-    /// writing each other at once, only the first is under the rule. (SQLite reads the rest
-    /// beside the writer just before; PostgreSQL reads everything in the transaction, the
-    /// pair's sends taking turns on an advisory lock.) An insert's own refusals (`Limited`,
-    /// `Conflict`) are errors, as from [`Store::insert_messages`].
+    /// Whenever the pair's sessions may decide the one-message rule, they are read inside
+    /// the write transaction, after any earlier send between the two has landed: of two
+    /// strangers writing each other at once, only the first is under the rule. (SQLite reads
+    /// beside the writer first and hands only those sends to the writer's own reads;
+    /// PostgreSQL reads everything in the transaction, the pair's sends taking turns on an
+    /// advisory lock.) An insert's own refusals (`Limited`, `Conflict`) are errors, as from
+    /// [`Store::insert_messages`].
     async fn send_to_person(
         &self,
         sender: u64,
