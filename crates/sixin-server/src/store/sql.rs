@@ -1623,26 +1623,15 @@ impl Store for SqlStore {
         check: SendCheck,
         key_of: KeyFn,
     ) -> Result<PersonSend> {
-        if let (Some(writer), Some(readers)) = (&self.writer, &self.readers) {
-            // Read beside the writer, on this thread; only the pair's sessions, which decide
-            // the one-message rule, are read again inside the write.
-            let reads = readers.with(|c| {
-                c.in_read_transaction(|c| now_or_never(send_reads_in(c, sender, receiver, flag))?)
-            })?;
-            if pair_may_decide(&reads.pair) {
-                return writer
-                    .call(|reply| Job::Person {
-                        sender,
-                        receiver,
-                        reads: Box::new(reads),
-                        check,
-                        key_of,
-                        reply,
-                    })
-                    .await;
-            }
+        // Read beside the writer first (on SQLite, on this thread).
+        let reads = self.send_reads(sender, receiver, flag).await?;
+        let peer = Peer::Pair {
+            a: sender,
+            b: receiver,
+        };
+        if !pair_may_decide(&reads.pair) {
             // Nothing a write could change meanwhile decides the checks: they run here, and
-            // the writer only inserts.
+            // the write only inserts.
             let insert = match check(&reads) {
                 Ok(insert) => insert,
                 Err(refused) => {
@@ -1652,21 +1641,31 @@ impl Store for SqlStore {
                     })
                 }
             };
-            let peer = Peer::Pair {
-                a: sender,
-                b: receiver,
-            };
             let stored = self.insert_messages(peer, insert, key_of).await;
             return stored.map(|stored| PersonSend {
                 reads,
                 stored: Ok(stored),
             });
         }
+        if let Some(writer) = &self.writer {
+            // The writer reads the pair's sessions again inside its group commit.
+            return writer
+                .call(|reply| Job::Person {
+                    sender,
+                    receiver,
+                    reads: Box::new(reads),
+                    check,
+                    key_of,
+                    reply,
+                })
+                .await;
+        }
         let mut w = self.w().await?;
         let mut tx = w.begin().await?;
-        // Sends between the same two people take turns from here to the commit (across
-        // processes too), so each one's checks see the other's message: of two strangers
-        // writing each other at once, only the first is under the one-message rule.
+        // PostgreSQL: sends between the same two people take turns from here to the commit
+        // (across processes too) and read everything again, so each one's checks see the
+        // other's message: of two strangers writing each other at once, only the first is
+        // under the one-message rule.
         let (lo, hi) = if sender <= receiver {
             (sender, receiver)
         } else {
@@ -1687,10 +1686,6 @@ impl Store for SqlStore {
                     stored: Err(refused),
                 });
             }
-        };
-        let peer = Peer::Pair {
-            a: sender,
-            b: receiver,
         };
         let stored = self.insert_in_tx(tx, peer, &insert, &*key_of).await?;
         Ok(PersonSend {
