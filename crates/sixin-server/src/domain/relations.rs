@@ -178,17 +178,7 @@ impl Service {
         msg_type: u32,
     ) -> Result<SendPolicy> {
         let pair = self.store.pair_state(caller.mid, receiver.mid).await?;
-        self.policy_of(receiver, &pair, msg_type)
-    }
-
-    /// Check 6 on the pair's state as read (the caller is `a`, the receiver `b`).
-    pub(crate) fn policy_of(
-        &self,
-        receiver: &User,
-        pair: &PairState,
-        msg_type: u32,
-    ) -> Result<SendPolicy> {
-        send_policy(&self.config, receiver, pair, msg_type)
+        send_policy(&self.config, receiver, &pair, msg_type)
     }
 
     /// Check 7's rate counters for a send, in the order they are checked: per second, then
@@ -250,16 +240,6 @@ impl Service {
             .set_server_flag(MAINTENANCE_FLAG, i64::from(on))
             .await?;
         Ok(())
-    }
-
-    /// Whether a message goes to the receiver's dustbin (see [`intercepted`]).
-    pub(crate) fn intercepts(
-        &self,
-        sender_flagged: bool,
-        policy: &SendPolicy,
-        text: Option<&str>,
-    ) -> bool {
-        intercepted(&self.config, sender_flagged, policy, text)
     }
 
     /// Stores automatic messages from `from` to `to` (never subject to the send checks, and

@@ -93,7 +93,8 @@ enum Checked {
     Recall(u64),
 }
 
-/// Where a message goes, once check 3 has found it (a user with what the send read about them).
+/// Where a message goes, once check 3 has found it (a user, for a recall, with what the send
+/// read about them).
 enum Target {
     User(User, Box<SendReads>),
     Group(Group),
@@ -110,13 +111,14 @@ impl Service {
             1 | 2 | 5 => req.msg_type as u32,
             _ => return Err(DomainError::UnsupportedMsgType),
         };
-        // 3: the receiver. A text or an image to a person has its checks run with its insert.
+        // 3: the receiver. A text or an image to a person goes through `send_to_person`; what
+        // stays here to a person is a recall, which checks its target (5) in between.
         let target = match req.receiver_type {
             1 if msg_type != content::RECALL => {
                 return self.send_to_person(caller, &req, msg_type).await
             }
             1 => {
-                // Everything checks 3 to 7 and the automatic replies need, in one read.
+                // Everything checks 3 to 7 need, in one read.
                 let mut reads = self
                     .store
                     .send_reads(caller.mid, req.receiver_id, relations::MAINTENANCE_FLAG)
@@ -155,36 +157,34 @@ impl Service {
             None => req.content.clone(),
         };
         let message = new_message(caller.mid, &req, msg_type, stored_content, manual);
-        let (peer, insert, receiver, intercept) = match &target {
+        let (peer, insert) = match &target {
             Target::User(receiver, reads) => {
-                // 6: relations, privacy and the one-message rule.
-                let policy = self.policy_of(receiver, &reads.pair, msg_type)?;
+                // 6: blocks and privacy; the one-message rule does not apply to a recall.
+                let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type)?;
                 // 7: rate limits (counted with the insert) and maintenance.
                 let hits = self
                     .rate_hits_with(caller, policy.receiver_follows, reads.flag)
                     .await?;
-                let intercept = self.intercepts(reads.sender_flagged, &policy, text.as_deref());
-                let rule = policy.one_message_rule;
-                let messages = std::iter::once(message)
-                    .chain(rule.then(|| relations::one_message_tip(caller.mid, receiver.mid)))
-                    .collect();
                 (
                     Peer::Pair {
                         a: caller.mid,
                         b: receiver.mid,
                     },
                     Insert {
-                        messages,
+                        messages: vec![message],
                         now_us: self.clock.now_us(),
                         sender_reads: true,
                         recall_target,
-                        intercept_receiver: intercept,
-                        max_manual_sent: rule.then_some(1),
+                        intercept_receiver: relations::intercepted(
+                            &self.config,
+                            reads.sender_flagged,
+                            &policy,
+                            None,
+                        ),
+                        max_manual_sent: None,
                         member_of_open_group: None,
                         hits,
                     },
-                    Some(receiver.mid),
-                    intercept,
                 )
             }
             Target::Group(g) => {
@@ -206,8 +206,6 @@ impl Service {
                         member_of_open_group: Some(caller.mid),
                         hits,
                     },
-                    None,
-                    false,
                 )
             }
         };
@@ -228,30 +226,15 @@ impl Service {
         }
         .map_err(insert_refusal)?;
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
-
-        // Side effects: the message is stored whatever happens to them.
-        if let (Target::User(_, reads), Some(receiver), true, false) =
-            (&target, receiver, manual, intercept)
-        {
-            if let Err(e) = self
-                .auto_reply_to_message(
-                    caller.mid,
-                    receiver,
-                    &reads.receiver_replies,
-                    text.as_deref(),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "auto-reply failed");
-            }
-        }
-
-        Ok(self.answer(msg, text.as_deref(), &req, receiver.is_some()))
+        // A recall is not written by hand: it gets no automatic reply.
+        let to_person = matches!(target, Target::User(..));
+        Ok(self.answer(msg, text.as_deref(), &req, to_person))
     }
 
-    /// A text or an image to a person: checks 3 to 7 run on the writer, on what it reads in
-    /// the transaction that stores the message, so no write lands between them and the insert
-    /// (two strangers writing each other at once cannot both pass the one-message rule).
+    /// A text or an image to a person: checks 3 to 7 run on what the send read; when the
+    /// pair's sessions may decide the one-message rule, the store reads them again inside the
+    /// write and the checks run there (`Store::send_to_person`), so two strangers writing each
+    /// other at once cannot both pass the rule.
     async fn send_to_person(
         &self,
         caller: &super::Caller,
@@ -351,7 +334,7 @@ impl Service {
         let to_reply = reads.receiver.as_ref().and_then(|receiver| {
             let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type);
             let intercept = policy.map_or(true, |p| {
-                self.intercepts(reads.sender_flagged, &p, text.as_deref())
+                relations::intercepted(&self.config, reads.sender_flagged, &p, text.as_deref())
             });
             (manual && !intercept).then_some(receiver.mid)
         });

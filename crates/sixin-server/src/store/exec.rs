@@ -207,12 +207,10 @@ pub(crate) struct Native {
 
 struct NativeRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,
-    /// Where the next lookup by name starts: decoders mostly read columns in SELECT order.
-    next: std::cell::Cell<usize>,
-    /// The statement's decoder asks for the same names in the same order on every row: what
-    /// its k-th request named (the name's address and length: names are `'static`, so these
-    /// never stand for two different names) and found, learnt on the first row, so later rows skip comparing
-    /// names.
+    /// A statement's decoder asks for the same columns in the same order on every row. Its
+    /// k-th request so far: the name asked for (its address and length: names are
+    /// `'static`, so these never stand for two different names) and the column found. Learnt
+    /// on the first row; later rows skip comparing names.
     learnt: &'a std::cell::RefCell<Vec<((usize, usize), usize)>>,
     /// How many columns the decoder asked for so far on this row.
     asked: std::cell::Cell<usize>,
@@ -229,19 +227,15 @@ impl NativeRow<'_, '_> {
             }
         }
         let st = self.row.as_ref();
-        let named = |i: usize| st.column_name(i).is_ok_and(|c| c == col);
-        let start = self.next.get();
-        let count = st.column_count();
-        let found = (start..count)
-            .chain(0..start.min(count))
-            .find(|i| named(*i));
-        let i = found.ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
-        self.next.set(i + 1);
+        let i = (0..st.column_count())
+            .find(|i| st.column_name(*i).is_ok_and(|c| c == col))
+            .ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
+        // Every earlier request of this row is learnt, so k is at most the length.
         let mut learnt = self.learnt.borrow_mut();
-        match k.cmp(&learnt.len()) {
-            std::cmp::Ordering::Less => learnt[k] = (name, i),
-            std::cmp::Ordering::Equal => learnt.push((name, i)),
-            std::cmp::Ordering::Greater => {}
+        if k < learnt.len() {
+            learnt[k] = (name, i);
+        } else {
+            learnt.push((name, i));
         }
         Ok(i)
     }
@@ -324,7 +318,6 @@ impl Native {
         while let Some(row) = rows.next()? {
             out.push(decode(&NativeRow {
                 row,
-                next: std::cell::Cell::new(0),
                 learnt: &learnt,
                 asked: std::cell::Cell::new(0),
             })?);

@@ -422,7 +422,7 @@ pub trait Store: Send + Sync + 'static {
     /// the write transaction, after any earlier send between the two has landed: of two
     /// strangers writing each other at once, only the first is under the rule. (SQLite reads
     /// beside the writer first and hands only those sends to the writer's own reads;
-    /// PostgreSQL reads everything in the transaction, the pair's sends taking turns on an
+    /// PostgreSQL reads them in the send's transaction, the pair's sends taking turns on an
     /// advisory lock.) An insert's own refusals (`Limited`, `Conflict`) are errors, as from
     /// [`Store::insert_messages`].
     async fn send_to_person(

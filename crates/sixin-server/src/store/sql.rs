@@ -322,6 +322,25 @@ async fn hits_then_insert<E: Exec>(
     (r, closed.is_ok())
 }
 
+/// What a send's checks made of what it read.
+enum Checked {
+    /// The insert to make.
+    Passed(SendReads, Insert),
+    /// The answer that refuses it.
+    Refused(PersonSend),
+}
+
+/// Runs a send's checks on what it read.
+fn run_check(reads: SendReads, check: SendCheck) -> Checked {
+    match check(&reads) {
+        Ok(insert) => Checked::Passed(reads, insert),
+        Err(refused) => Checked::Refused(PersonSend {
+            reads,
+            stored: Err(refused),
+        }),
+    }
+}
+
 /// A send to a person whose checks the pair's sessions may decide ([`pair_may_decide`]),
 /// inside the batch's transaction: those sessions read again, the checks, then the insert. The outer error ends the whole batch (see [`run_insert`]).
 fn run_person(
@@ -337,17 +356,9 @@ fn run_person(
     {
         return Ok(Err(e));
     }
-    let insert = match check(&reads) {
-        Ok(insert) => insert,
-        Err(refused) => {
-            return Ok(Ok((
-                PersonSend {
-                    reads,
-                    stored: Err(refused),
-                },
-                0,
-            )))
-        }
+    let (reads, insert) = match run_check(reads, check) {
+        Checked::Passed(reads, insert) => (reads, insert),
+        Checked::Refused(refused) => return Ok(Ok((refused, 0))),
     };
     let peer = Peer::Pair {
         a: sender,
@@ -1632,14 +1643,9 @@ impl Store for SqlStore {
         if !pair_may_decide(&reads.pair) {
             // Nothing a write could change meanwhile decides the checks: they run here, and
             // the write only inserts.
-            let insert = match check(&reads) {
-                Ok(insert) => insert,
-                Err(refused) => {
-                    return Ok(PersonSend {
-                        reads,
-                        stored: Err(refused),
-                    })
-                }
+            let (reads, insert) = match run_check(reads, check) {
+                Checked::Passed(reads, insert) => (reads, insert),
+                Checked::Refused(refused) => return Ok(refused),
             };
             let stored = self.insert_messages(peer, insert, key_of).await;
             return stored.map(|stored| PersonSend {
@@ -1663,8 +1669,8 @@ impl Store for SqlStore {
         let mut w = self.w().await?;
         let mut tx = w.begin().await?;
         // PostgreSQL: sends between the same two people take turns from here to the commit
-        // (across processes too) and read everything again, so each one's checks see the
-        // other's message: of two strangers writing each other at once, only the first is
+        // (across processes too) and read the pair's sessions again, so each one's checks see
+        // the other's message: of two strangers writing each other at once, only the first is
         // under the one-message rule.
         let (lo, hi) = if sender <= receiver {
             (sender, receiver)
@@ -1676,15 +1682,13 @@ impl Store for SqlStore {
             &args![i(lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi)],
         )
         .await?;
-        let reads = send_reads_in(&mut *tx, sender, receiver, flag).await?;
-        let insert = match check(&reads) {
-            Ok(insert) => insert,
-            Err(refused) => {
+        let mut reads = reads;
+        pair_sessions_in(&mut *tx, sender, receiver, &mut reads.pair).await?;
+        let (reads, insert) = match run_check(reads, check) {
+            Checked::Passed(reads, insert) => (reads, insert),
+            Checked::Refused(refused) => {
                 tx.rollback().await?;
-                return Ok(PersonSend {
-                    reads,
-                    stored: Err(refused),
-                });
+                return Ok(refused);
             }
         };
         let stored = self.insert_in_tx(tx, peer, &insert, &*key_of).await?;
