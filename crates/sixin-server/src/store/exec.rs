@@ -226,12 +226,19 @@ impl NativeRow<'_, '_> {
                 return Ok(i);
             }
         }
+        let mut learnt = self.learnt.borrow_mut();
+        // Decoders mostly read in SELECT order: look right after the previous request's column.
         let st = self.row.as_ref();
-        let i = (0..st.column_count())
+        let count = st.column_count();
+        let start = k
+            .checked_sub(1)
+            .and_then(|p| learnt.get(p))
+            .map_or(0, |&(_, i)| (i + 1) % count.max(1));
+        let i = (start..count)
+            .chain(0..start)
             .find(|i| st.column_name(*i).is_ok_and(|c| c == col))
             .ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
         // Every earlier request of this row is learnt, so k is at most the length.
-        let mut learnt = self.learnt.borrow_mut();
         if k < learnt.len() {
             learnt[k] = (name, i);
         } else {
