@@ -131,6 +131,17 @@ impl FromRequest<AppState> for ApiReq {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bad = || error_response(&DomainError::BadRequest("malformed request"));
+        // A body refused before its end leaves the rest unread on the connection, which is
+        // then closed after the answer: the answer says so, so no client sends its next
+        // request on it.
+        let bad_body = || {
+            let mut r = bad();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            r
+        };
         let method = req.method().clone();
         let cookies = parse_cookies(req.headers());
         let content_type = req
@@ -155,21 +166,21 @@ impl FromRequest<AppState> for ApiReq {
             if content_type.starts_with("multipart/form-data") {
                 let mut mp = axum::extract::Multipart::from_request(req, state)
                     .await
-                    .map_err(|_| bad())?;
+                    .map_err(|_| bad_body())?;
                 let mut total = 0usize;
-                while let Some(field) = mp.next_field().await.map_err(|_| bad())? {
+                while let Some(field) = mp.next_field().await.map_err(|_| bad_body())? {
                     let name = field.name().unwrap_or("").to_string();
-                    let value = field.text().await.map_err(|_| bad())?;
+                    let value = field.text().await.map_err(|_| bad_body())?;
                     total += name.len() + value.len();
                     if total > MAX_BODY {
-                        return Err(bad());
+                        return Err(bad_body());
                     }
                     params.push(name, value);
                 }
             } else {
                 let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
                     .await
-                    .map_err(|_| bad())?;
+                    .map_err(|_| bad_body())?;
                 if !body.is_empty() {
                     let form = Params::parse_urlencoded(&body).map_err(|_| bad())?;
                     params.extend(form.pairs().iter().cloned());
