@@ -267,11 +267,12 @@ impl Job {
 /// what an insert that failed without a savepoint to return to gives.
 fn run_insert(
     conn: &mut Native,
+    tally: &mut Tally,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> Result<Result<(Vec<StoredMessage>, u64)>> {
-    let (r, intact) = now_or_never(hits_then_insert(conn, peer, insert, key_of))?;
+    let (r, intact) = now_or_never(hits_then_insert(conn, Some(tally), peer, insert, key_of))?;
     match r {
         Err(e) if !intact => Err(e),
         r => Ok(r),
@@ -292,12 +293,17 @@ fn may_be_refused(insert: &Insert) -> bool {
 /// result and whether the transaction can still commit.
 async fn hits_then_insert<E: Exec>(
     tx: &mut E,
+    mut tally: Option<&mut Tally>,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> (Result<(Vec<StoredMessage>, u64)>, bool) {
     for (k, hit) in insert.hits.iter().enumerate() {
-        match count_hit_in(tx, &hit.key, hit.win).await {
+        let counted = match tally.as_deref_mut() {
+            Some(tally) => tally.hit(tx, &hit.key, hit.win).await,
+            None => count_hit_in(tx, &hit.key, hit.win).await,
+        };
+        match counted {
             Ok(n) if n > hit.limit => return (Err(StoreError::Limited(k)), true),
             Ok(_) => {}
             Err(e) => return (Err(e), false),
@@ -345,6 +351,7 @@ fn run_check(reads: SendReads, check: SendCheck) -> Checked {
 /// inside the batch's transaction: those sessions read again, the checks, then the insert. The outer error ends the whole batch (see [`run_insert`]).
 fn run_person(
     conn: &mut Native,
+    tally: &mut Tally,
     (sender, receiver): (u64, u64),
     mut reads: SendReads,
     check: SendCheck,
@@ -365,7 +372,7 @@ fn run_person(
         b: receiver,
     };
     Ok(
-        run_insert(conn, peer, &insert, key_of)?.map(|(stored, written)| {
+        run_insert(conn, tally, peer, &insert, key_of)?.map(|(stored, written)| {
             (
                 PersonSend {
                     reads,
@@ -392,6 +399,7 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
         ),
     }
     let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
+    let mut tally = Tally::default();
     let mut jobs = jobs.into_iter();
     let outcome: Result<()> = (|| {
         // IMMEDIATE: take the write lock now (waiting for another process's writer if need
@@ -407,7 +415,7 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
                 } => {
                     // The reply waits in `done` until the batch's outcome is known, whatever
                     // that is.
-                    let r = run_insert(conn, peer, &insert, &*key_of);
+                    let r = run_insert(conn, &mut tally, peer, &insert, &*key_of);
                     let failed = r.as_ref().err().map(|e| StoreError::Other(e.to_string()));
                     done.push(Done::Insert(r.unwrap_or_else(Err), reply));
                     if let Some(e) = failed {
@@ -416,7 +424,7 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
                 }
                 Job::Hit { key, win, reply } => {
                     conn.batch("SAVEPOINT job")?;
-                    let r = now_or_never(count_hit_in(conn, &key, win)).and_then(|r| r);
+                    let r = now_or_never(tally.hit(conn, &key, win)).and_then(|r| r);
                     if r.is_err() {
                         conn.batch("ROLLBACK TO job")?;
                     }
@@ -431,7 +439,14 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
                     key_of,
                     reply,
                 } => {
-                    let r = run_person(conn, (sender, receiver), *reads, check, &*key_of);
+                    let r = run_person(
+                        conn,
+                        &mut tally,
+                        (sender, receiver),
+                        *reads,
+                        check,
+                        &*key_of,
+                    );
                     let failed = r.as_ref().err().map(|e| StoreError::Other(e.to_string()));
                     done.push(Done::Person(Box::new(r.unwrap_or_else(Err)), reply));
                     if let Some(e) = failed {
@@ -440,6 +455,7 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
                 }
             }
         }
+        now_or_never(tally.write(conn)).and_then(|r| r)?;
         conn.batch("COMMIT")
     })();
     if outcome.is_err() {
@@ -489,6 +505,48 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
         .unwrap_or_else(|| StoreError::Other("write not run".into()));
     for job in jobs {
         job.fail(&e);
+    }
+}
+
+/// The rate counters one group commit has counted so far. A batch's sends mostly count the
+/// same few counters (a sender's per-second and per-day ones), and the batch holds the write
+/// lock throughout: a counter's first hit in the batch is counted in its row, which answers
+/// its value; the later ones are counted here, and the row is written once, before the commit
+/// ([`Tally::write`]). A hit is never undone inside a batch (see [`hits_then_insert`]) unless
+/// the whole batch is, and the tally with it.
+#[derive(Default)]
+struct Tally {
+    /// Counter key → (window, count in that window, whether the row is behind).
+    counts: std::collections::HashMap<String, (i64, u64, bool)>,
+}
+
+impl Tally {
+    async fn hit<E: Exec>(&mut self, conn: &mut E, key: &str, win: i64) -> Result<u64> {
+        if let Some((w, count, behind)) = self.counts.get_mut(key) {
+            if *w == win {
+                *count += 1;
+                *behind = true;
+                return Ok(*count);
+            }
+            // A new window: the row starts it over, and is written now.
+        }
+        let count = count_hit_in(conn, key, win).await?;
+        self.counts.insert(key.to_string(), (win, count, false));
+        Ok(count)
+    }
+
+    /// Writes the counters whose rows are behind the tally.
+    async fn write<E: Exec>(&mut self, conn: &mut E) -> Result<()> {
+        for (key, (win, count, behind)) in &self.counts {
+            if *behind {
+                conn.exec(
+                    "UPDATE rate_counters SET win = $1, count = $2 WHERE key = $3",
+                    &args![*win, i(*count), key.as_str()],
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1268,7 +1326,7 @@ impl SqlStore {
         insert: &Insert,
         key_of: &(dyn Fn() -> u64 + Send + Sync),
     ) -> Result<Vec<StoredMessage>> {
-        let (r, intact) = hits_then_insert(&mut *tx, peer, insert, key_of).await;
+        let (r, intact) = hits_then_insert(&mut *tx, None, peer, insert, key_of).await;
         if intact {
             tx.commit().await?;
         } else {
@@ -2547,5 +2605,91 @@ impl Store for SqlStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(keys: &[(&str, i64)]) -> (Vec<Job>, Vec<tokio::sync::oneshot::Receiver<Result<u64>>>) {
+        keys.iter()
+            .map(|(key, win)| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job = Job::Hit {
+                    key: key.to_string(),
+                    win: *win,
+                    reply,
+                };
+                (job, answer)
+            })
+            .unzip()
+    }
+
+    fn counters(c: &mut Native) -> Vec<(String, i64, i64)> {
+        c.query(
+            "SELECT key, win, count FROM rate_counters ORDER BY key",
+            &[],
+            |r| Ok((r.str("key")?, r.i64("win")?, r.i64("count")?)),
+        )
+        .unwrap()
+    }
+
+    /// Hits on the same counters inside one batch are counted one by one, a new window starts
+    /// the count over, and the rows hold the tally once the batch is committed.
+    #[test]
+    fn a_batch_counts_each_hit_and_leaves_the_rows_at_its_tally() {
+        let dir = std::env::temp_dir().join(format!("sixin-tally-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        rusqlite::Connection::open(&path).unwrap();
+        let mut c = Native::open(path.to_str().unwrap(), "").unwrap();
+        c.batch(
+            "CREATE TABLE rate_counters (key TEXT PRIMARY KEY, win INTEGER NOT NULL, \
+             count INTEGER NOT NULL)",
+        )
+        .unwrap();
+        let written = std::sync::atomic::AtomicU64::new(0);
+        let answers = |rx: Vec<tokio::sync::oneshot::Receiver<Result<u64>>>| {
+            rx.into_iter()
+                .map(|mut a| a.try_recv().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        };
+
+        let (jobs, rx) = hits(&[
+            ("s:1", 10),
+            ("s:1", 10),
+            ("d:1", 5),
+            ("s:1", 10),
+            ("s:2", 10),
+            ("s:1", 11),
+            ("s:1", 11),
+            ("d:1", 5),
+        ]);
+        run_batch(&mut c, jobs, &written);
+        assert_eq!(answers(rx), vec![1, 2, 1, 3, 1, 1, 2, 2]);
+        assert_eq!(
+            counters(&mut c),
+            vec![
+                ("d:1".to_string(), 5, 2),
+                ("s:1".to_string(), 11, 2),
+                ("s:2".to_string(), 10, 1)
+            ]
+        );
+
+        // The next batch goes on from the rows.
+        let (jobs, rx) = hits(&[("s:1", 11), ("d:1", 5), ("d:1", 5), ("s:2", 12)]);
+        run_batch(&mut c, jobs, &written);
+        assert_eq!(answers(rx), vec![3, 3, 4, 1]);
+        assert_eq!(
+            counters(&mut c),
+            vec![
+                ("d:1".to_string(), 5, 4),
+                ("s:1".to_string(), 11, 3),
+                ("s:2".to_string(), 12, 1)
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

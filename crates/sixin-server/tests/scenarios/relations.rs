@@ -1127,6 +1127,79 @@ async fn daily_limit_to_strangers(s: &Server) {
 }
 scenario_with!(daily_limit_to_strangers, three_a_day);
 
+fn three_a_second_five_a_day(c: &mut sixin_server::Config) {
+    c.sends_per_second = 3;
+    c.daily_sends_to_strangers = 5;
+}
+
+/// Sends that arrive together are counted one by one, whatever the writes they share: the
+/// per-second counter counts every attempt that reaches it, the daily one those that passed
+/// the per-second limit.
+async fn rate_limits_hold_for_sends_at_once(s: &Server) {
+    let a = s.user("a").await;
+    let friend = s.user("friend").await;
+    act(s, &friend, a.mid, FOLLOW).await;
+    let mut x = Vec::new();
+    for k in 0..24 {
+        x.push(s.user(&format!("x{k}")).await);
+    }
+    let t = MIDNIGHT_CST_MS + 3_600_000;
+    let codes = |answers: &[Value]| {
+        let mut by_code = std::collections::BTreeMap::new();
+        for v in answers {
+            let code = v["code"].as_i64().expect("code");
+            let msg = v["message"].as_str().expect("message").to_string();
+            *by_code.entry((code, msg)).or_insert(0) += 1;
+        }
+        by_code.into_iter().collect::<Vec<_>>()
+    };
+    // Second 1: twelve at once, three get through.
+    set_clock(s, t).await;
+    let first = futures_join_all(x[..12].iter().map(|to| send_text(s, &a, to.mid, "你好"))).await;
+    assert_eq!(
+        codes(&first),
+        vec![((0, "0".to_string()), 3), ((21020, E21020.to_string()), 9)],
+        "{first:?}"
+    );
+    // Second 2: three pass the per-second limit; the daily one lets two of them through.
+    set_clock(s, t + 1000).await;
+    let second = futures_join_all(x[12..].iter().map(|to| send_text(s, &a, to.mid, "你好"))).await;
+    assert_eq!(
+        codes(&second),
+        vec![
+            ((0, "0".to_string()), 2),
+            ((21020, E21020.to_string()), 9),
+            ((21046, E21046.to_string()), 1)
+        ],
+        "{second:?}"
+    );
+    // The receivers that got a message are exactly five.
+    let mut reached = 0;
+    for to in &x {
+        if said(s, to, a.mid).await.len() == 1 {
+            reached += 1;
+        }
+    }
+    assert_eq!(reached, 5);
+    // What the counters hold afterwards: the day's allowance is gone, a follower still gets
+    // through once the second is over.
+    set_clock(s, t + 2000).await;
+    assert_err(&send_text(s, &a, x[0].mid, "again").await, 21047, E21047);
+    let untouched = s.user("y").await;
+    assert_err(
+        &send_text(s, &a, untouched.mid, "你好").await,
+        21046,
+        E21046,
+    );
+    say(s, &a, &friend, "1").await;
+    say(s, &a, &friend, "2").await;
+    assert_err(&send_text(s, &a, friend.mid, "3").await, 21020, E21020);
+}
+scenario_with!(
+    rate_limits_hold_for_sends_at_once,
+    three_a_second_five_a_day
+);
+
 fn tight_limits(c: &mut sixin_server::Config) {
     c.sends_per_second = 1;
     c.daily_sends_to_strangers = 1;
