@@ -1184,7 +1184,16 @@ async fn rate_limits_hold_for_sends_at_once(s: &Server) {
     // What the counters hold afterwards: the day's allowance is gone, a follower still gets
     // through once the second is over.
     set_clock(s, t + 2000).await;
-    assert_err(&send_text(s, &a, x[0].mid, "again").await, 21047, E21047);
+    let (reached_first, _) = x[..12]
+        .iter()
+        .zip(&first)
+        .find(|(_, v)| v["code"] == 0)
+        .expect("a send that got through");
+    assert_err(
+        &send_text(s, &a, reached_first.mid, "again").await,
+        21047,
+        E21047,
+    );
     let untouched = s.user("y").await;
     assert_err(
         &send_text(s, &a, untouched.mid, "你好").await,
