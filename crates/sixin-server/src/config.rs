@@ -81,6 +81,9 @@ pub struct Config {
     pub spam_keywords: Vec<String>,
     /// Whether users may send messages to the built-in system accounts.
     pub system_accounts_accept_messages: bool,
+    /// How often (ms) an event stream (`/sixin/v1/events`) looks for messages it was not told
+    /// about (stored by other processes sharing the database), and checks its login again.
+    pub events_poll_ms: u64,
 }
 
 /// Request threads per CPU core when `workers` is 0 (see docs/benchmarks.md: with one per
@@ -121,6 +124,7 @@ impl Default for Config {
             maintenance: false,
             spam_keywords: vec!["兼职刷单".into(), "日结工资".into(), "加我微信领取".into()],
             system_accounts_accept_messages: false,
+            events_poll_ms: 2000,
         }
     }
 }

@@ -265,7 +265,6 @@ impl Service {
         let keys = self.keys.clone();
         let now_ms = self.clock.now_ms();
         let mut stored = self
-            .store
             .insert_messages(
                 Peer::Pair { a: from, b: to },
                 crate::store::Insert {
@@ -285,13 +284,8 @@ impl Service {
                         push: true,
                         official: msg_source == super::relations::SOURCE_OFFICIAL_PUSH,
                     }],
-                    now_us: self.clock.now_us(),
                     sender_reads: true,
-                    recall_target: None,
-                    intercept_receiver: false,
-                    max_manual_sent: None,
-                    member_of_open_group: None,
-                    hits: Vec::new(),
+                    ..crate::store::Insert::plain(Vec::new(), self.clock.now_us())
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

@@ -74,7 +74,6 @@ impl Service {
         let now_ms = now_us.div_euclid(1000);
         let keys = self.keys.clone();
         let stored = self
-            .store
             .insert_messages(
                 Peer::Group {
                     group_id: g.group_id,
@@ -98,13 +97,7 @@ impl Service {
                         push: false,
                         official: false,
                     }],
-                    now_us,
-                    sender_reads: false,
-                    recall_target: None,
-                    intercept_receiver: false,
-                    max_manual_sent: None,
-                    member_of_open_group: None,
-                    hits: Vec::new(),
+                    ..Insert::plain(Vec::new(), now_us)
                 },
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )

@@ -2,6 +2,7 @@
 //! operation changes. No SQL and no HTTP here: the store does the former, `http` the latter.
 
 mod accounts;
+pub mod events;
 pub mod groups;
 mod history;
 pub mod relations;
@@ -97,6 +98,8 @@ pub struct Service {
     pub emoji: Catalog,
     wbi_secret: String,
     logins: LoginCache,
+    /// What writes of this process change, for event streams ([`events`]).
+    changes: tokio::sync::broadcast::Sender<events::Changed>,
 }
 
 /// Logins recently read from the store, so authenticating a request rarely costs a query.
@@ -171,6 +174,7 @@ impl Service {
             emoji,
             wbi_secret,
             logins: LoginCache::new(std::time::Duration::from_secs(5)),
+            changes: tokio::sync::broadcast::channel(1024).0,
         }
     }
 

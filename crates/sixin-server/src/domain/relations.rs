@@ -254,22 +254,12 @@ impl Service {
     ) -> Result<()> {
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
-        self.store
-            .insert_messages(
-                Peer::Pair { a: from, b: to },
-                Insert {
-                    messages,
-                    now_us: self.clock.now_us(),
-                    sender_reads: false,
-                    recall_target: None,
-                    intercept_receiver: false,
-                    max_manual_sent: None,
-                    member_of_open_group: None,
-                    hits: Vec::new(),
-                },
-                std::sync::Arc::new(move || keys.next(now_ms)),
-            )
-            .await?;
+        self.insert_messages(
+            Peer::Pair { a: from, b: to },
+            Insert::plain(messages, self.clock.now_us()),
+            std::sync::Arc::new(move || keys.next(now_ms)),
+        )
+        .await?;
         Ok(())
     }
 

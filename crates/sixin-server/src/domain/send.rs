@@ -212,7 +212,6 @@ impl Service {
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
         let stored = self
-            .store
             .insert_messages(peer, insert, std::sync::Arc::new(move || keys.next(now_ms)))
             .await;
         let stored = match (stored, &target) {
@@ -310,7 +309,10 @@ impl Service {
             .map_err(insert_refusal)?;
         let reads = sent.reads;
         let stored = match sent.stored {
-            Ok(stored) => stored,
+            Ok(stored) => {
+                self.changed(super::events::Changed::Pair(sender, req.receiver_id));
+                stored
+            }
             Err(DomainError::Maintenance) => {
                 // 7 in maintenance: the counters are counted on their own, and the first
                 // over its limit answers before maintenance does.

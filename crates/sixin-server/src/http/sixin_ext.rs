@@ -1,5 +1,5 @@
-//! sixin's own user-facing extensions under `/sixin/v1/`: web login and logout, and the
-//! caller's settings (privacy and auto-replies).
+//! sixin's own user-facing extensions under `/sixin/v1/`: web login and logout, the
+//! caller's settings (privacy and auto-replies), and the stream of the caller's new messages.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -7,6 +7,7 @@ use axum::Router;
 use serde::Serialize;
 
 use super::{Api, ApiReq, AppState};
+use crate::domain::events::{Changed, Cursor, MessageEvent};
 use crate::domain::DomainError;
 use crate::store::{AutoReplies, KeywordReply};
 
@@ -15,6 +16,134 @@ pub fn routes() -> Router<AppState> {
         .route("/sixin/v1/settings", get(get_settings).post(set_settings))
         .route("/sixin/v1/login", axum::routing::post(login))
         .route("/sixin/v1/logout", axum::routing::post(logout))
+        .route("/sixin/v1/events", get(events))
+}
+
+/// `GET /sixin/v1/events`: the caller's new messages as server-sent events, one `message`
+/// event per message (`id` its `msg_key`, `data` a [`MessageEvent`]), from the moment of the
+/// request on, or after the `msg_key` in `Last-Event-ID` (or the `last_event_id` parameter)
+/// when resuming. A comment every 15 s keeps idle connections open. The login is checked
+/// again at every poll: a stream of a login that ended is closed.
+async fn events(
+    State(svc): State<AppState>,
+    headers: axum::http::HeaderMap,
+    req: ApiReq,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let caller = match req.caller(&svc).await {
+        Ok(c) => c,
+        Err(e) => return Api::<()>(Err(e)).into_response(),
+    };
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().ok().and_then(super::parse_u64)),
+        None => req
+            .params
+            .get_nonempty("last_event_id")
+            .map(super::parse_u64),
+    };
+    let cursor = match resume {
+        None => svc.cursor_now(),
+        Some(Some(key)) => Cursor::after_key(key),
+        Some(None) => {
+            return Api::<()>(Err(DomainError::BadRequest("last_event_id"))).into_response()
+        }
+    };
+    let sessdata = req.cookie("SESSDATA").map(str::to_string);
+    let next_poll = tokio::time::Instant::now() + svc.events_poll();
+    let state = Feed {
+        changes: svc.subscribe(),
+        svc,
+        mid: caller.mid,
+        sessdata,
+        cursor,
+        pending: std::collections::VecDeque::new(),
+        look_now: true,
+        next_poll,
+    };
+    let stream = futures_util::stream::unfold(state, |mut f| async move {
+        let e = f.next().await?;
+        let event = axum::response::sse::Event::default()
+            .event("message")
+            .id(e.msg.msg_key.to_string())
+            .data(serde_json::to_string(&e).unwrap_or_default());
+        Some((Ok::<_, std::convert::Infallible>(event), f))
+    });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// One stream's state.
+struct Feed {
+    svc: AppState,
+    mid: u64,
+    sessdata: Option<String>,
+    changes: tokio::sync::broadcast::Receiver<Changed>,
+    cursor: Cursor,
+    pending: std::collections::VecDeque<MessageEvent>,
+    /// Look before waiting (the first look, and after a write that concerns the caller).
+    look_now: bool,
+    next_poll: tokio::time::Instant,
+}
+
+impl Feed {
+    /// The next message to send; `None` ends the stream.
+    async fn next(&mut self) -> Option<MessageEvent> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            // A full look (the first one, every poll, and when changes were missed), or a look
+            // at the sessions this process's writes changed.
+            let mut full = std::mem::take(&mut self.look_now);
+            let mut changed: Vec<Changed> = Vec::new();
+            if !full {
+                tokio::select! {
+                    r = self.changes.recv() => match r {
+                        Ok(c) if c.concerns(self.mid) => changed.push(c),
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(_)) => full = true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = tokio::time::sleep_until(self.next_poll) => {
+                        self.next_poll = tokio::time::Instant::now() + self.svc.events_poll();
+                        // The login may have ended meanwhile.
+                        match self.svc.authenticate(self.sessdata.as_deref()).await {
+                            Ok(c) if c.mid == self.mid => {}
+                            _ => return None,
+                        }
+                        full = true;
+                    }
+                }
+            }
+            // Whatever else was written meanwhile is in this look.
+            loop {
+                match self.changes.try_recv() {
+                    Ok(c) if c.concerns(self.mid) && !changed.contains(&c) => changed.push(c),
+                    Ok(_) => {}
+                    Err(TryRecvError::Lagged(_)) => full = true,
+                    Err(_) => break,
+                }
+            }
+            let events = if full {
+                self.svc.new_events(self.mid, &mut self.cursor).await
+            } else {
+                self.svc
+                    .events_of(self.mid, &mut self.cursor, &changed)
+                    .await
+            };
+            match events {
+                Ok(events) => self.pending.extend(events),
+                Err(e) => {
+                    // Looked at again at the next poll.
+                    tracing::warn!(mid = self.mid, error = %e, "event stream look failed");
+                }
+            }
+        }
+    }
 }
 
 /// `data` of `/sixin/v1/settings`.

@@ -182,6 +182,22 @@ pub struct Insert {
     pub hits: Vec<RateHit>,
 }
 
+impl Insert {
+    /// Messages stored as they are: no read mark, recall, interception, rule or counter.
+    pub fn plain(messages: Vec<NewMessage>, now_us: i64) -> Insert {
+        Insert {
+            messages,
+            now_us,
+            sender_reads: false,
+            recall_target: None,
+            intercept_receiver: false,
+            max_manual_sent: None,
+            member_of_open_group: None,
+            hits: Vec::new(),
+        }
+    }
+}
+
 /// One hit on a rate counter (`key`, in window `win`), allowed up to `limit` per window.
 #[derive(Debug, Clone)]
 pub struct RateHit {
@@ -328,6 +344,16 @@ pub enum SessionFlag {
     PushSetting(u8),
 }
 
+/// A session that moved (see [`Store::sessions_moved_after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovedSession {
+    pub talker_id: u64,
+    pub conv_id: i64,
+    pub session_ts: i64,
+    /// The conversation's newest seqno.
+    pub max_seqno: u64,
+}
+
 /// The window of a history read; bounds are exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -466,6 +492,14 @@ pub trait Store: Send + Sync + 'static {
     async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool>;
     /// Sessions with `session_ts > since`, newest first.
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>>;
+    /// The visible, not intercepted user sessions of `owner` whose `(session_ts, talker_id)`
+    /// comes after `after`, oldest first: what an event stream of `owner` looks at.
+    async fn sessions_moved_after(
+        &self,
+        owner: u64,
+        after: (i64, u64),
+        limit: u32,
+    ) -> Result<Vec<MovedSession>>;
     /// Which of `talkers` `owner` has a (visible) session with.
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>>;
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>>;

@@ -1923,6 +1923,31 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn sessions_moved_after(
+        &self,
+        owner: u64,
+        (ts, talker): (i64, u64),
+        limit: u32,
+    ) -> Result<Vec<MovedSession>> {
+        self.rows(
+            "SELECT talker_id, conv_id, session_ts, conv_max FROM sessions \
+             WHERE owner = $1 AND session_type = 1 AND (session_ts > $2 \
+             OR (session_ts = $2 AND talker_id > $3)) AND last_seqno > 0 AND removed = 0 \
+             AND is_intercept = 0 AND conv_id IS NOT NULL \
+             ORDER BY session_ts, talker_id LIMIT $4",
+            args![i(owner), ts, i(talker), i64::from(limit)],
+            |r| {
+                Ok(MovedSession {
+                    talker_id: r.u64("talker_id")?,
+                    conv_id: r.i64("conv_id")?,
+                    session_ts: r.i64("session_ts")?,
+                    max_seqno: r.u64("conv_max")?,
+                })
+            },
+        )
+        .await
+    }
+
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
         if talkers.is_empty() {
             return Ok(Vec::new());

@@ -31,7 +31,7 @@ async fn clock_us(s: &Server) -> i64 {
 }
 
 /// Creates a group through the admin API; returns its answer.
-async fn create_group_with(s: &Server, body: Value) -> Value {
+pub(crate) async fn create_group_with(s: &Server, body: Value) -> Value {
     let (code, v) = s.admin(Method::POST, "/groups", Some(body)).await;
     assert_eq!(code, 200, "{v}");
     v
@@ -44,7 +44,7 @@ async fn group_of(s: &Server, owner: &User, name: &str) -> u64 {
     v["group_id"].as_u64().expect("group_id")
 }
 
-async fn join(s: &Server, g: u64, u: &User) -> Value {
+pub(crate) async fn join(s: &Server, g: u64, u: &User) -> Value {
     s.advance_clock(1000).await;
     let (code, v) = s
         .admin(
@@ -89,7 +89,12 @@ async fn dissolve(s: &Server, g: u64) -> Value {
 }
 
 /// A send_msg form to fan group `g`.
-fn gform(from: &User, g: u64, msg_type: u32, content: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn gform(
+    from: &User,
+    g: u64,
+    msg_type: u32,
+    content: &str,
+) -> Vec<(&'static str, String)> {
     let mut f = Server::send_form(from, g, msg_type, content);
     for p in f.iter_mut() {
         if p.0 == "msg[receiver_type]" {

@@ -518,3 +518,73 @@ where
     .await;
     out.into_iter().map(|v| v.expect("ready")).collect()
 }
+
+/// The JSON answer of a request that must get one.
+pub async fn json_answer(req: reqwest::RequestBuilder) -> Value {
+    req.send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON answer")
+}
+
+/// Two users created through the admin API of the server at `base`, following each other (so
+/// the one-message rule stays out of the way).
+pub async fn friends_on(http: &reqwest::Client, base: &str) -> (User, User) {
+    let mut users = Vec::new();
+    for name in ["a", "b"] {
+        let v = json_answer(
+            http.post(format!("{base}/admin/v1/users"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&serde_json::json!({ "name": name })),
+        )
+        .await;
+        users.push(User::from_login_json(&v));
+    }
+    let b = users.pop().expect("b");
+    let a = users.pop().expect("a");
+    for (mid, fid) in [(a.mid, b.mid), (b.mid, a.mid)] {
+        let resp = http
+            .put(format!("{base}/admin/v1/relations"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "mid": mid, "fid": fid, "follow": true }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    (a, b)
+}
+
+/// A text from `from` to `to` through the server at `base`; the whole answer.
+pub async fn send_on(http: &reqwest::Client, base: &str, from: &User, to: u64, t: &str) -> Value {
+    let mut form = Server::send_form(
+        from,
+        to,
+        1,
+        &serde_json::json!({ "content": t }).to_string(),
+    );
+    form.push(("csrf", from.bili_jct.clone()));
+    json_answer(
+        http.post(format!("{base}/web_im/v1/web_im/send_msg"))
+            .header("Cookie", from.cookie())
+            .form(&form),
+    )
+    .await
+}
+
+/// Two `sixin serve` instances on one database, with their base URLs and a client.
+pub async fn two_nodes_on(
+    database: String,
+) -> ([sixin_server::Running; 2], [String; 2], reqwest::Client) {
+    let n1 = sixin_server::start(test_config(database.clone()))
+        .await
+        .expect("node 1");
+    let n2 = sixin_server::start(test_config(database))
+        .await
+        .expect("node 2");
+    let bases = [format!("http://{}", n1.addr), format!("http://{}", n2.addr)];
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    ([n1, n2], bases, http)
+}

@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod bad_input;
 mod emoji;
+mod events;
 mod groups;
 mod history;
 mod multinode;

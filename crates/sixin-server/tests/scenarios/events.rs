@@ -1,0 +1,317 @@
+//! Scenarios: the stream of a user's new messages (`GET /sixin/v1/events`, server-sent events).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::*;
+
+const EVENTS: &str = "/sixin/v1/events";
+const FETCH: &str = "/svr_sync/v1/svr_sync/fetch_session_msgs";
+
+/// One server-sent event: its name, id and data.
+#[derive(Debug, Clone, PartialEq)]
+struct Event {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+/// An open stream, read event by event.
+struct Stream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Stream {
+    async fn open(s: &Server, user: &User, last_event_id: Option<&str>) -> Stream {
+        Stream::open_at(&s.http, &s.base, user, last_event_id).await
+    }
+
+    async fn open_at(
+        http: &reqwest::Client,
+        base: &str,
+        user: &User,
+        last_event_id: Option<&str>,
+    ) -> Stream {
+        let mut req = http
+            .get(format!("{base}{EVENTS}"))
+            .header("Cookie", user.cookie());
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Stream {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), `None` when the server ended the stream; fails
+    /// the test after `wait` without one.
+    async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut e = Event {
+                    event: String::new(),
+                    id: String::new(),
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        e.event = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        e.id = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !e.event.is_empty() {
+                    e.data = serde_json::from_str(&data).expect("event data is JSON");
+                    return Some(e);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .expect("an event in time")
+                .expect("stream readable")?;
+            self.buf
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    async fn next(&mut self) -> Event {
+        self.next_within(Duration::from_secs(15))
+            .await
+            .expect("the stream goes on")
+    }
+
+    /// Asserts nothing arrives for `wait`.
+    async fn quiet_for(&mut self, wait: Duration) {
+        let got = tokio::time::timeout(wait, self.next_within(wait * 2)).await;
+        assert!(got.is_err(), "unexpected event: {got:?}");
+    }
+}
+
+/// The message objects of `viewer`'s conversation with `talker`, oldest first.
+async fn messages(s: &Server, viewer: &User, talker: u64, session_type: u8) -> Vec<Value> {
+    let v = s
+        .get(
+            viewer,
+            FETCH,
+            &[
+                ("talker_id", talker.to_string()),
+                ("session_type", session_type.to_string()),
+                ("size", "50".to_string()),
+            ],
+        )
+        .await;
+    let mut m = ok(&v)["messages"].as_array().cloned().unwrap_or_default();
+    m.reverse();
+    m
+}
+
+fn expected(session_type: u8, talker: u64, msg: &Value) -> Event {
+    Event {
+        event: "message".into(),
+        id: msg["msg_key"].as_u64().expect("msg_key").to_string(),
+        data: json!({ "session_type": session_type, "talker_id": talker, "msg": msg }),
+    }
+}
+
+async fn befriend(s: &Server, a: &User, b: &User) {
+    s.follow(a, b, true).await;
+    s.follow(b, a, true).await;
+}
+
+/// Streams that never poll: whatever they get, they were told about by the writes.
+fn no_polling(c: &mut sixin_server::Config) {
+    c.events_poll_ms = 3_600_000;
+}
+
+/// A stream gets every message of the caller's sessions stored after it opened (theirs and
+/// their own, from any device), each exactly as history shows it, in the order stored, as
+/// soon as it is stored (the streams here never poll).
+async fn events_stream_new_messages(s: &Server) {
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    let c = s.user("c").await;
+    befriend(s, &a, &b).await;
+    befriend(s, &b, &c).await;
+    s.send_text(&a, &b, "before").await;
+
+    let mut stream = Stream::open(s, &b, None).await;
+    s.send_text(&a, &b, "1").await;
+    s.send_text(&b, &a, "2").await;
+    s.send_text(&c, &b, "3").await;
+    // Nothing of conversations b is not in.
+    s.send_text(&a, &c, "not b's").await;
+    s.send_text(&a, &b, "4").await;
+
+    let ab = messages(s, &b, a.mid, 1).await;
+    let cb = messages(s, &b, c.mid, 1).await;
+    assert_eq!(ab.len(), 4);
+    let want = vec![
+        expected(1, a.mid, &ab[1]),
+        expected(1, a.mid, &ab[2]),
+        expected(1, c.mid, &cb[0]),
+        expected(1, a.mid, &ab[3]),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(stream.next().await);
+    }
+    assert_eq!(got, want);
+    // What goes to the dustbin is not announced.
+    let d = s.user("d").await;
+    ok(&s
+        .send(&d, b.mid, 1, &json!({"content": "兼职刷单"}).to_string())
+        .await);
+    stream.quiet_for(Duration::from_millis(2500)).await;
+
+    // A recall is a message too.
+    let key = ab[3]["msg_key"].as_u64().unwrap();
+    ok(&s.send(&a, b.mid, 5, &key.to_string()).await);
+    let ab = messages(s, &b, a.mid, 1).await;
+    assert_eq!(stream.next().await, expected(1, a.mid, &ab[4]));
+
+    // Resuming after the second event gives the rest as they are now (the recalled message
+    // marked so), and then what comes next.
+    let mut resumed = Stream::open(s, &b, Some(&want[1].id)).await;
+    assert_eq!(ab[3]["msg_status"], 1, "{ab:?}");
+    for w in [
+        expected(1, c.mid, &cb[0]),
+        expected(1, a.mid, &ab[3]),
+        expected(1, a.mid, &ab[4]),
+    ] {
+        assert_eq!(resumed.next().await, w);
+    }
+    s.send_text(&c, &b, "5").await;
+    let cb = messages(s, &b, c.mid, 1).await;
+    assert_eq!(resumed.next().await, expected(1, c.mid, &cb[1]));
+    assert_eq!(stream.next().await, expected(1, c.mid, &cb[1]));
+}
+scenario_with!(events_stream_new_messages, no_polling);
+
+/// A member's stream gets the messages of their fan groups (the stream never polls).
+async fn events_stream_group_messages(s: &Server) {
+    let owner = s.user("owner").await;
+    let m = s.user("m").await;
+    let v = groups::create_group_with(s, json!({"owner": owner.mid, "name": "g"})).await;
+    let g = v["group_id"].as_u64().expect("group_id");
+    groups::join(s, g, &m).await;
+
+    let mut stream = Stream::open(s, &m, None).await;
+    let form = groups::gform(&owner, g, 1, &json!({"content": "大家好"}).to_string());
+    ok(&s.post(&owner, "/web_im/v1/web_im/send_msg", &form).await);
+    let history = messages(s, &m, g, 2).await;
+    let last = history.last().expect("the group's message");
+    assert_eq!(last["content"], json!({"content": "大家好"}).to_string());
+    assert_eq!(stream.next().await, expected(2, g, last));
+}
+scenario_with!(events_stream_group_messages, no_polling);
+
+/// Who may open a stream, and from where.
+async fn events_stream_bad_requests(s: &Server) {
+    // No login: the documented JSON answer, not a stream.
+    let resp = s.http.get(s.url(EVENTS)).send().await.expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_err(&resp.json::<Value>().await.unwrap(), -101, "账号未登录");
+    let a = s.user("a").await;
+    for bad in ["abc", "-1", "18446744073709551616", ""] {
+        let resp = s
+            .http
+            .get(s.url(EVENTS))
+            .header("Cookie", a.cookie())
+            .header("Last-Event-ID", bad)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_err(&resp.json::<Value>().await.unwrap(), -400, "请求错误");
+    }
+    let resp = s
+        .http
+        .get(s.url(EVENTS))
+        .header("Cookie", a.cookie())
+        .query(&[("last_event_id", "x1")])
+        .send()
+        .await
+        .expect("request");
+    assert_err(&resp.json::<Value>().await.unwrap(), -400, "请求错误");
+    // Only GET.
+    let resp = s
+        .http
+        .post(s.url(EVENTS))
+        .header("Cookie", a.cookie())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 405);
+}
+scenario!(events_stream_bad_requests);
+
+/// A stream ends once its login does.
+async fn events_stream_ends_with_its_login(s: &Server) {
+    let a = s.user("a").await;
+    let mut stream = Stream::open(s, &a, None).await;
+    ok(&s.post(&a, "/sixin/v1/logout", &[]).await);
+    assert_eq!(stream.next_within(Duration::from_secs(10)).await, None);
+}
+scenario!(events_stream_ends_with_its_login);
+
+/// Two processes on one database: a stream gets what the other process stores too.
+async fn other_nodes_writes_reach_the_stream(database: String) {
+    let ([n1, n2], [b1, b2], http) = two_nodes_on(database).await;
+    let (a, b) = friends_on(&http, &b1).await;
+    let (a, b) = (&a, &b);
+    let mut stream = Stream::open_at(&http, &b1, b, None).await;
+    let mut keys = Vec::new();
+    for (k, base) in [&b2, &b1, &b2].into_iter().enumerate() {
+        let v = send_on(&http, base, a, b.mid, &k.to_string()).await;
+        keys.push(ok(&v)["msg_key"].as_u64().expect("msg_key"));
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let e = stream.next().await;
+        assert_eq!(e.data["session_type"], 1);
+        assert_eq!(e.data["talker_id"], a.mid);
+        got.push((
+            e.id.parse::<u64>().unwrap(),
+            e.data["msg"]["content"].clone(),
+        ));
+    }
+    got.sort_by_key(|g| g.0);
+    let mut want: Vec<(u64, Value)> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, key)| (*key, json!(json!({"content": k.to_string()}).to_string())))
+        .collect();
+    want.sort_by_key(|w| w.0);
+    assert_eq!(got, want);
+    drop(stream);
+    n1.stop().await.unwrap();
+    n2.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_writes_reach_the_stream_sqlite() {
+    let dir = tempdir::TempDir::new("events");
+    other_nodes_writes_reach_the_stream(format!("sqlite://{}", dir.0.join("shared.db").display()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_writes_reach_the_stream_postgres() {
+    let Some(admin) = postgres_url() else { return };
+    let (url, _guard) = create_pg_database_pub(&admin).await;
+    other_nodes_writes_reach_the_stream(url).await;
+}
