@@ -21,6 +21,7 @@
 mod api;
 mod credentials;
 mod error;
+mod events;
 mod paging;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ use url::Url;
 pub use api::*;
 pub use credentials::Credentials;
 pub use error::Error;
+pub use events::{Events, MessageEvent};
 pub use paging::{Direction, HistoryPager};
 pub use sixin_proto as proto;
 

@@ -1624,3 +1624,132 @@ async fn unreachable_server_is_a_transport_error() {
         Err(Error::Transport(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// sixin's event stream.
+
+/// A TCP relay whose connections can all be cut at once.
+struct Relay {
+    addr: std::net::SocketAddr,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let list = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        Relay { addr, conns }
+    }
+
+    /// Closes every connection relayed so far.
+    fn cut(&self) {
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_new_messages_and_resume() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    s.friends(&alice, &bob).await;
+    let (a, b) = (s.client(&alice), s.client(&bob));
+    b.send_text(alice.mid, "before").await.unwrap();
+
+    let mut events = a.events(None).await.unwrap();
+    let k1 = b.send_text(alice.mid, "one").await.unwrap().msg_key;
+    let k2 = a.send_text(bob.mid, "two").await.unwrap().msg_key;
+
+    let page = a.fetch_session_msgs(newest(bob.mid, 3)).await.unwrap();
+    let stored: Vec<Message> = page.messages.unwrap().into_iter().rev().collect();
+    assert_eq!(
+        stored.iter().map(text_of).collect::<Vec<_>>(),
+        ["before", "one", "two"]
+    );
+    for (k, m) in [(k1, &stored[1]), (k2, &stored[2])] {
+        let e = events.next().await.unwrap();
+        assert_eq!(
+            e,
+            sixin_client::MessageEvent {
+                session_type: 1,
+                talker_id: bob.mid,
+                msg: m.clone(),
+            }
+        );
+        assert_eq!(e.msg.msg_key, k);
+        assert_eq!(events.last_key(), Some(k));
+    }
+
+    // Resumed after the first: the second, then what comes next.
+    let mut resumed = a.events(Some(k1)).await.unwrap();
+    assert_eq!(resumed.next().await.unwrap().msg.msg_key, k2);
+    let k3 = b.send_text(alice.mid, "three").await.unwrap().msg_key;
+    assert_eq!(resumed.next().await.unwrap().msg.msg_key, k3);
+    assert_eq!(events.next().await.unwrap().msg.msg_key, k3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reconnect_after_a_cut_without_loss_or_repeat() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    s.friends(&alice, &bob).await;
+    let relay = Relay::start(s.addr).await;
+    let a = s.client_at(&format!("http://{}", relay.addr), &alice);
+    let b = s.client(&bob);
+
+    let mut events = a.events(None).await.unwrap();
+    let k1 = b.send_text(alice.mid, "one").await.unwrap().msg_key;
+    assert_eq!(events.next().await.unwrap().msg.msg_key, k1);
+    relay.cut();
+    // Stored while the stream is down.
+    let k2 = b.send_text(alice.mid, "two").await.unwrap().msg_key;
+    let k3 = b.send_text(alice.mid, "three").await.unwrap().msg_key;
+    let got = [
+        events.next().await.unwrap().msg.msg_key,
+        events.next().await.unwrap().msg.msg_key,
+    ];
+    assert_eq!(got, [k2, k3]);
+    let k4 = b.send_text(alice.mid, "four").await.unwrap().msg_key;
+    assert_eq!(events.next().await.unwrap().msg.msg_key, k4);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_refused() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let a = s.client(&alice);
+    // A stream whose login ends is ended by the server, and cannot be opened again.
+    let mut events = a.events(None).await.unwrap();
+    s.admin(
+        reqwest::Method::DELETE,
+        &format!("/users/{}/logins", alice.mid),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_api(events.next().await, -101, "账号未登录");
+    assert_api(a.events(None).await.map(|_| ()), -101, "账号未登录");
+    s.stop().await;
+    // A server without the stream (as the official hosts).
+    let base = start_fake(Fake::default()).await;
+    match fake_client(&base).events(None).await {
+        Err(Error::Http { status: 404, .. }) => {}
+        other => panic!("expected HTTP 404, got {:?}", other.map(|_| ())),
+    }
+}

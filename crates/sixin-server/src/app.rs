@@ -106,10 +106,14 @@ pub async fn start_with(service: AppState, listen: &str) -> anyhow::Result<Runni
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(service.clone());
+    let svc = service.clone();
     let handle = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                // Event streams never finish by themselves: they end now, like the rest of
+                // what is in flight.
+                svc.close_streams();
             })
             .await
     });

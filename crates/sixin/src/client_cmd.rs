@@ -82,6 +82,10 @@ pub enum ClientCommand {
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         duration: Option<f64>,
+        /// Poll even when the server streams new messages (a sixin server's
+        /// `/sixin/v1/events`, followed by default).
+        #[arg(long)]
+        poll: bool,
     },
     /// Export conversations to JSON Lines and HTML, incrementally.
     Export {
@@ -311,7 +315,22 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
             c.update_ack(talker, session_type(group), None).await?;
             writeln!(out, "marked read")?;
         }
-        ClientCommand::Watch { interval, duration } => {
+        ClientCommand::Watch {
+            interval,
+            duration,
+            poll,
+        } => {
+            let duration = duration.map(Duration::from_secs_f64);
+            if !poll && !c.is_official() {
+                match c.events(None).await {
+                    Ok(events) => return follow(&c, events, duration, opts.json, out).await,
+                    // Not a server with the stream: poll.
+                    Err(sixin_client::Error::Http {
+                        status: 404 | 405, ..
+                    }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let every = interval
                 .map(Duration::from_secs_f64)
                 .unwrap_or(if c.is_official() {
@@ -319,14 +338,7 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 } else {
                     Duration::from_secs(1)
                 });
-            watch(
-                &c,
-                every,
-                duration.map(Duration::from_secs_f64),
-                opts.json,
-                out,
-            )
-            .await?;
+            watch(&c, every, duration, opts.json, out).await?;
         }
         ClientCommand::Export {
             talkers,
@@ -423,6 +435,64 @@ async fn watch(
     }
 }
 
+/// Follows the server's stream of new messages until `duration` is over.
+async fn follow(
+    c: &Client,
+    mut events: sixin_client::Events,
+    duration: Option<Duration>,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut names = Names {
+        map: HashMap::new(),
+    };
+    eprintln!("watching for new messages as the server stores them (Ctrl-C to stop)");
+    loop {
+        let e = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, events.next()).await {
+                Ok(e) => e?,
+                Err(_) => return Ok(()),
+            },
+            None => events.next().await?,
+        };
+        let m = serde_json::to_value(&e.msg)?;
+        names
+            .print(c, (e.session_type, e.talker_id), &m, json, out)
+            .await?;
+    }
+}
+
+impl Names {
+    /// Prints one message of the session `(session_type, talker)`: its JSON, or a line.
+    async fn print(
+        &mut self,
+        c: &Client,
+        (session_type, talker): (u8, u64),
+        m: &serde_json::Value,
+        json: bool,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        if json {
+            writeln!(out, "{m}")?;
+        } else {
+            let sender = m["sender_uid"].as_u64().unwrap_or(0);
+            if sender != 0 && !self.map.contains_key(&sender) {
+                let more = Names::load(c, [sender]).await;
+                self.map.extend(more.map);
+            }
+            let place = if session_type == 2 {
+                format!("g:{talker}")
+            } else {
+                talker.to_string()
+            };
+            writeln!(out, "<{place}> {}", render_line(m, &|mid| self.name(mid)))?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
 struct Watcher {
     /// The newest seqno printed (or present at the start) per conversation.
     seen: HashMap<(u8, u64), u64>,
@@ -449,26 +519,9 @@ impl Watcher {
                 let seq = m["msg_seqno"].as_u64().unwrap_or(0);
                 let last = self.seen.entry(key).or_insert(0);
                 *last = (*last).max(seq);
-                if json {
-                    writeln!(out, "{m}")?;
-                } else {
-                    let sender = m["sender_uid"].as_u64().unwrap_or(0);
-                    if sender != 0 && !self.names.map.contains_key(&sender) {
-                        let more = Names::load(c, [sender]).await;
-                        self.names.map.extend(more.map);
-                    }
-                    let place = if s.session_type == 2 {
-                        format!("g:{}", s.talker_id)
-                    } else {
-                        s.talker_id.to_string()
-                    };
-                    writeln!(
-                        out,
-                        "<{place}> {}",
-                        render_line(&m, &|mid| self.names.name(mid))
-                    )?;
-                }
-                out.flush()?;
+                self.names
+                    .print(c, (s.session_type, s.talker_id), &m, json, out)
+                    .await?;
             }
             self.seen.entry(key).or_insert(from);
             // Only once the conversation is caught up, so a failed poll is repeated.

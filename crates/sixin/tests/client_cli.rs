@@ -594,16 +594,24 @@ async fn watch_prints_new_messages_as_they_arrive() {
     b.send_text(alice.mid, "old message").await.unwrap();
     d.send_text(alice.mid, "dave's old message").await.unwrap();
 
-    for json in [false, true] {
+    // Following the server's event stream (the default towards a sixin server), and polling.
+    for (json, poll) in [(false, false), (true, false), (false, true), (true, true)] {
         // A conversation hidden when watching begins: only what comes after shows.
         s.client(&alice).remove_session(dave.mid, 1).await.unwrap();
-        let args: &[&str] = if json {
-            &["--interval", "0.3", "--duration", "5", "--json"]
-        } else {
-            &["--interval", "0.3", "--duration", "5"]
+        let mut args = vec!["--interval", "0.3", "--duration", "5"];
+        if json {
+            args.push("--json");
+        }
+        if poll {
+            args.push("--poll");
+        }
+        let watcher = Watch::start(&s.cli(&alice), &args).await;
+        let tag = match (json, poll) {
+            (true, false) => "json",
+            (false, false) => "text",
+            (true, true) => "json polled",
+            (false, true) => "text polled",
         };
-        let watcher = Watch::start(&s.cli(&alice), args).await;
-        let tag = if json { "json" } else { "text" };
         let k1 = b
             .send_text(alice.mid, &format!("new 1 {tag}"))
             .await
@@ -646,17 +654,18 @@ async fn watch_prints_new_messages_as_they_arrive() {
                     .unwrap_or_else(|| panic!("{needle} not in {text}"))
             };
             assert!(
-                lines[pos("dave again text")]
-                    .contains(&format!("dave({}): dave again text", dave.mid)),
+                lines[pos(&format!("dave again {tag}"))]
+                    .contains(&format!("dave({}): dave again {tag}", dave.mid)),
                 "{text}"
             );
-            assert!(pos("new 1 text") < pos("new 2 text"));
+            let (new1, new2) = (format!("new 1 {tag}"), format!("new 2 {tag}"));
+            assert!(pos(&new1) < pos(&new2));
             assert!(
-                lines[pos("new 1 text")].starts_with(&format!("<{}> [", bob.mid)),
+                lines[pos(&new1)].starts_with(&format!("<{}> [", bob.mid)),
                 "{text}"
             );
             assert!(
-                lines[pos("new 1 text")].contains(&format!("bob({}): new 1 text", bob.mid)),
+                lines[pos(&new1)].contains(&format!("bob({}): {new1}", bob.mid)),
                 "{text}"
             );
             assert!(

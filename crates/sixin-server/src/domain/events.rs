@@ -104,6 +104,16 @@ impl Service {
         Ok(stored)
     }
 
+    /// Ends every event stream (the server is shutting down).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Becomes true when the event streams are to end.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// Subscribes to what writes of this process change.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changed> {
         self.changes.subscribe()

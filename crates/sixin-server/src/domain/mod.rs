@@ -100,6 +100,8 @@ pub struct Service {
     logins: LoginCache,
     /// What writes of this process change, for event streams ([`events`]).
     changes: tokio::sync::broadcast::Sender<events::Changed>,
+    /// Set when the server shuts down: event streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Logins recently read from the store, so authenticating a request rarely costs a query.
@@ -175,6 +177,7 @@ impl Service {
             wbi_secret,
             logins: LoginCache::new(std::time::Duration::from_secs(5)),
             changes: tokio::sync::broadcast::channel(1024).0,
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
 

@@ -52,6 +52,7 @@ async fn events(
     let next_poll = tokio::time::Instant::now() + svc.events_poll();
     let state = Feed {
         changes: svc.subscribe(),
+        closing: svc.closing(),
         svc,
         mid: caller.mid,
         sessdata,
@@ -81,6 +82,7 @@ struct Feed {
     mid: u64,
     sessdata: Option<String>,
     changes: tokio::sync::broadcast::Receiver<Changed>,
+    closing: tokio::sync::watch::Receiver<bool>,
     cursor: Cursor,
     pending: std::collections::VecDeque<MessageEvent>,
     /// Look before waiting (the first look, and after a write that concerns the caller).
@@ -93,6 +95,9 @@ impl Feed {
     async fn next(&mut self) -> Option<MessageEvent> {
         use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         loop {
+            if *self.closing.borrow() {
+                return None;
+            }
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
@@ -102,6 +107,7 @@ impl Feed {
             let mut changed: Vec<Changed> = Vec::new();
             if !full {
                 tokio::select! {
+                    _ = self.closing.changed() => return None,
                     r = self.changes.recv() => match r {
                         Ok(c) if c.concerns(self.mid) => changed.push(c),
                         Ok(_) => continue,

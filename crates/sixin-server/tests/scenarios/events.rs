@@ -315,3 +315,19 @@ async fn other_nodes_writes_reach_the_stream_postgres() {
     let (url, _guard) = create_pg_database_pub(&admin).await;
     other_nodes_writes_reach_the_stream(url).await;
 }
+
+/// Shutting the server down ends its streams, so the shutdown does not wait for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_the_streams() {
+    let dir = tempdir::TempDir::new("events-stop");
+    let database = format!("sqlite://{}", dir.0.join("s.db").display());
+    let ([n1, n2], [b1, _], http) = two_nodes_on(database).await;
+    n2.stop().await.unwrap();
+    let (a, _) = friends_on(&http, &b1).await;
+    let mut stream = Stream::open_at(&http, &b1, &a, None).await;
+    tokio::time::timeout(Duration::from_secs(10), n1.stop())
+        .await
+        .expect("the shutdown does not wait for the stream")
+        .unwrap();
+    assert_eq!(stream.next_within(Duration::from_secs(10)).await, None);
+}
