@@ -44,11 +44,19 @@ pub struct Events {
     last: Option<u64>,
     /// Connections made again in a row without a message in between.
     failures: u32,
+    /// Keys of the latest messages returned: a resumed stream starts a little before the
+    /// last one (so that nothing stored around it is lost) and these are not returned again.
+    recent: std::collections::VecDeque<u64>,
+    /// Messages up to this key are not returned (the `after` the stream was opened with).
+    floor: u64,
 }
+
+/// Messages remembered to recognise those a resumed stream sends again.
+const RECENT: usize = 4096;
 
 impl Client {
     /// sixin's own extension: opens the stream of the caller's new messages, from now on,
-    /// or after the message `after` (its `msg_key`). A server without the stream (the
+    /// or those with a key above `after` (a `msg_key`). A server without the stream (the
     /// official hosts) answers with [`Error::Http`] 404.
     pub async fn events(&self, after: Option<u64>) -> Result<Events> {
         let raw = self.open_events(after).await?;
@@ -57,6 +65,8 @@ impl Client {
             raw: Some(raw),
             last: after,
             failures: 0,
+            recent: std::collections::VecDeque::new(),
+            floor: after.unwrap_or(0),
         })
     }
 
@@ -124,12 +134,24 @@ impl Events {
                 Some(Ok(ev)) if ev.event == "message" => {
                     let m: MessageEvent = serde_json::from_str(&ev.data)
                         .map_err(|e| Error::Decode(format!("event {}: {e}", ev.id)))?;
-                    self.last = Some(m.msg.msg_key);
                     self.failures = 0;
+                    let key = m.msg.msg_key;
+                    if key <= self.floor || self.recent.contains(&key) {
+                        continue;
+                    }
+                    if self.recent.len() == RECENT {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(key);
+                    self.last = Some(self.last.map_or(key, |l| l.max(key)));
                     return Ok(m);
                 }
-                // Events of other kinds are for newer clients.
-                Some(Ok(_)) => {}
+                // The stream's start (`open`), and kinds for newer clients: only the position.
+                Some(Ok(ev)) => {
+                    if let Ok(k) = ev.id.parse::<u64>() {
+                        self.last = Some(self.last.map_or(k, |l| l.max(k)));
+                    }
+                }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "event stream interrupted");
                     self.raw = None;

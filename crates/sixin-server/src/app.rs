@@ -67,6 +67,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     Ok(Arc::new(svc))
 }
 
+/// How long a stop waits for what is in flight.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A server running in the background (tests, `sixin serve`).
 pub struct Running {
     pub addr: SocketAddr,
@@ -76,12 +79,19 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, finishes the requests in flight, and returns.
+    /// Stops accepting, finishes the requests in flight (for up to [`STOP_GRACE`]: a client
+    /// that stopped reading its answer cannot hold the server), and returns.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.handle).await??;
+        match tokio::time::timeout(STOP_GRACE, &mut self.handle).await {
+            Ok(r) => r??,
+            Err(_) => {
+                tracing::warn!("connections still open after {STOP_GRACE:?}: closing them");
+                self.handle.abort();
+            }
+        }
         Ok(())
     }
 

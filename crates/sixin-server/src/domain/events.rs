@@ -11,6 +11,7 @@
 //! started (or resumed) at a key gets exactly the messages this process stores after it.
 use serde::Serialize;
 use std::collections::HashMap;
+use tokio::sync::broadcast;
 
 use super::{Result, Service};
 use crate::store::{GroupQuery, Insert, KeyFn, Peer, StoredMessage, Window};
@@ -23,8 +24,10 @@ const PAGE: u32 = 200;
 const BURST: u32 = 200;
 /// Messages a session that the stream has not delivered from yet is looked back into.
 const NEW_SESSION_BACKLOG: u64 = 200;
-/// Messages one look gathers, about (it ends with the session it is in).
+/// Messages one look gathers, about (the next look goes on).
 const MAX_PER_LOOK: usize = 2000;
+/// How far (ms of keys) before its `Last-Event-ID` a resumed stream starts.
+pub const RESUME_MARGIN_MS: i64 = 5000;
 
 /// What a write changed, as told to the streams of this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +38,30 @@ pub enum Changed {
     Group(u64),
 }
 
-impl Changed {
-    /// Whether a stream of `mid` should look.
-    pub fn concerns(self, mid: u64) -> bool {
-        match self {
-            Changed::Pair(a, b) => a == mid || b == mid,
-            // Membership is not known here; groups are few, and a look is cheap.
-            Changed::Group(_) => true,
+/// Where writes tell the streams of this process: a channel per user with a stream open (so
+/// a write wakes only its parties' streams), and one for fan-group writes (members are not
+/// known here).
+pub struct Changes {
+    users: std::sync::Mutex<HashMap<u64, broadcast::Sender<Changed>>>,
+    groups: broadcast::Sender<Changed>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            users: std::sync::Mutex::new(HashMap::new()),
+            groups: broadcast::channel(CHANNEL).0,
         }
     }
+}
+
+/// Writes a stream may fall behind by before it looks at everything instead.
+const CHANNEL: usize = 256;
+
+/// A stream's view of [`Changes`]: what concerns its user, and what any fan group got.
+pub struct Subscription {
+    pub user: broadcast::Receiver<Changed>,
+    pub groups: broadcast::Receiver<Changed>,
 }
 
 /// One event's data: a message new to the stream's user, with the session it belongs to.
@@ -57,23 +75,54 @@ pub struct MessageEvent {
 /// Where a stream is.
 #[derive(Debug, Clone)]
 pub struct Cursor {
-    /// Messages of sessions not delivered from yet count when their key is above this.
+    /// Messages count when their key is above this.
     start_key: u64,
     /// The newest (session_ts, talker) seen; looks start `LOOKBACK_US` before it.
     seen_ts: i64,
     /// (session_type, talker) → newest seqno delivered.
     delivered: HashMap<(u8, u64), u64>,
+    /// Sessions a look left before their end (it had gathered enough): the next look goes on
+    /// with them first.
+    unfinished: Vec<Unfinished>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Unfinished {
+    session: (u8, u64),
+    conv_id: i64,
+    max: u64,
 }
 
 impl Cursor {
-    /// A stream of what is stored after `key`.
+    /// A stream of what is stored after `key`. A resume (`Last-Event-ID`) starts
+    /// [`RESUME_MARGIN_MS`] of keys earlier, see [`Cursor::resume_after`].
     pub fn after_key(key: u64) -> Cursor {
         let ms = (key >> (crate::ids::NODE_BITS + crate::ids::SEQ_BITS)) as i64;
         Cursor {
             start_key: key,
             seen_ts: ms.saturating_mul(1000),
             delivered: HashMap::new(),
+            unfinished: Vec::new(),
         }
+    }
+
+    /// A stream resumed by a client that has every message up to `key`: it starts
+    /// [`RESUME_MARGIN_MS`] of keys before `key`, so a message stored in that time that the
+    /// client never got (one whose write committed after a later key's) is not lost; what the
+    /// client got again it recognises by its `msg_key`. A key from the future counts as `now`.
+    pub fn resume_after(key: u64, now: u64) -> Cursor {
+        let margin = (RESUME_MARGIN_MS as u64) << (crate::ids::NODE_BITS + crate::ids::SEQ_BITS);
+        Cursor::after_key(key.min(now).saturating_sub(margin))
+    }
+
+    /// The key the stream started after (the first event's id).
+    pub fn start_key(&self) -> u64 {
+        self.start_key
+    }
+
+    /// Whether a look stopped before the end of what is new.
+    pub fn behind(&self) -> bool {
+        !self.unfinished.is_empty()
     }
 }
 
@@ -85,8 +134,21 @@ impl Service {
 
     /// Tells this process's streams about a write.
     pub(crate) fn changed(&self, c: Changed) {
-        // No stream listening is not an error.
-        let _ = self.changes.send(c);
+        match c {
+            Changed::Pair(a, b) => {
+                let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
+                for mid in [a, b] {
+                    // A channel whose streams have all ended goes.
+                    if users.get(&mid).is_some_and(|tx| tx.send(c).is_err()) {
+                        users.remove(&mid);
+                    }
+                }
+            }
+            // No stream listening is not an error.
+            Changed::Group(_) => {
+                let _ = self.changes.groups.send(c);
+            }
+        }
     }
 
     /// Stores messages (as [`crate::store::Store::insert_messages`]) and tells the streams.
@@ -114,9 +176,36 @@ impl Service {
         self.closing.subscribe()
     }
 
-    /// Subscribes to what writes of this process change.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changed> {
-        self.changes.subscribe()
+    /// A stream of `mid` holding `sub` ends: the user's channel goes with their last stream.
+    pub fn unsubscribe(&self, mid: u64, _sub: &Subscription) {
+        let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
+        // The channel of `mid` is the one `_sub` listens to (it is replaced only once it has
+        // no receiver), and `_sub` is still counted.
+        if users.get(&mid).is_some_and(|tx| tx.receiver_count() <= 1) {
+            users.remove(&mid);
+        }
+    }
+
+    /// Users with an open stream (their channels).
+    pub fn streaming_users(&self) -> usize {
+        self.changes
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Subscribes a stream of `mid` to what writes of this process change.
+    pub fn subscribe(&self, mid: u64) -> Subscription {
+        let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
+        let user = users
+            .entry(mid)
+            .or_insert_with(|| broadcast::channel(CHANNEL).0)
+            .subscribe();
+        Subscription {
+            user,
+            groups: self.changes.groups.subscribe(),
+        }
     }
 
     /// A cursor for a stream starting now: it gets every message stored from here on.
@@ -125,41 +214,23 @@ impl Service {
     }
 
     /// The messages new to `mid` since `cursor` in any of their sessions, in key order; moves
-    /// the cursor past them. Stops after about `MAX_PER_LOOK` messages: the next look goes
-    /// on from there.
+    /// the cursor past them (only when the look succeeds). Stops after about `MAX_PER_LOOK`
+    /// messages: the next look goes on from there ([`Cursor::behind`]).
     pub async fn new_events(&self, mid: u64, cursor: &mut Cursor) -> Result<Vec<MessageEvent>> {
-        let from = cursor.seen_ts.saturating_sub(LOOKBACK_US);
+        let mut c = cursor.clone();
         let mut out = Vec::new();
-        if !self.store.any_session_since(mid, from).await? {
-            return Ok(out);
-        }
-        let mut after = (from, 0u64);
-        'pages: loop {
-            let moved = self.store.sessions_moved_after(mid, after, PAGE).await?;
-            for s in &moved {
-                after = (s.session_ts, s.talker_id);
-                cursor.seen_ts = cursor.seen_ts.max(s.session_ts);
-                self.deliver_session(
-                    mid,
-                    cursor,
-                    (1, s.talker_id),
-                    s.conv_id,
-                    s.max_seqno,
-                    &mut out,
-                )
-                .await?;
-                if out.len() >= MAX_PER_LOOK {
-                    break 'pages;
-                }
-            }
-            if moved.len() < PAGE as usize {
-                let groups = self.group_views(mid, None, Some(from)).await?;
-                for g in groups {
+        if self.continue_unfinished(mid, &mut c, &mut out).await? {
+            let from = c.seen_ts.saturating_sub(LOOKBACK_US);
+            if self.store.any_session_since(mid, from).await? {
+                // How far this look got: the newest session time it went through completely.
+                let mut seen = c.seen_ts;
+                // Fan groups first: they are few.
+                for g in self.group_views(mid, None, Some(from)).await? {
                     let Some(conv_id) = g.conv_id else { continue };
-                    cursor.seen_ts = cursor.seen_ts.max(g.session_ts);
+                    seen = seen.max(g.session_ts);
                     self.deliver_session(
                         mid,
-                        cursor,
+                        &mut c,
                         (2, g.talker_id),
                         conv_id,
                         g.max_seqno,
@@ -167,55 +238,141 @@ impl Service {
                     )
                     .await?;
                 }
-                break;
+                let mut after = (from, 0u64);
+                let mut cut = false;
+                'pages: loop {
+                    let moved = self.store.sessions_moved_after(mid, after, PAGE).await?;
+                    for s in &moved {
+                        if out.len() >= MAX_PER_LOOK {
+                            cut = true;
+                            break 'pages;
+                        }
+                        after = (s.session_ts, s.talker_id);
+                        self.deliver_session(
+                            mid,
+                            &mut c,
+                            (1, s.talker_id),
+                            s.conv_id,
+                            s.max_seqno,
+                            &mut out,
+                        )
+                        .await?;
+                        seen = seen.max(s.session_ts);
+                    }
+                    if moved.len() < PAGE as usize {
+                        break;
+                    }
+                }
+                if cut {
+                    // The next look starts from the last session gone through (less the
+                    // look-back), at once; what it delivered again is skipped by seqno.
+                    c.seen_ts = c.seen_ts.max(after.0);
+                    c.unfinished.push(Unfinished {
+                        session: (0, 0),
+                        conv_id: 0,
+                        max: 0,
+                    });
+                } else {
+                    c.seen_ts = seen;
+                }
             }
         }
-        // In key order, the order this process stored them in: a client that resumes from
-        // the last key it got has got every message before it.
+        // In key order, the order this process stored them in.
         out.sort_by_key(|e| e.msg.msg_key);
+        *cursor = c;
         Ok(out)
     }
 
     /// The messages new to `mid` in the sessions `changes` name (writes of this process that
-    /// concern them), in key order.
+    /// concern them), in key order; moves the cursor as [`Service::new_events`] does.
     pub async fn events_of(
         &self,
         mid: u64,
         cursor: &mut Cursor,
         changes: &[Changed],
     ) -> Result<Vec<MessageEvent>> {
+        let mut c = cursor.clone();
         let mut out = Vec::new();
-        for c in changes {
-            match *c {
-                Changed::Pair(a, b) => {
-                    let talker = if a == mid { b } else { a };
-                    let Some(s) = self.store.session(mid, 1, talker).await? else {
-                        continue;
-                    };
-                    // As `sessions_moved_after` chooses them.
-                    let (Some(conv_id), false, false) = (s.conv_id, s.removed, s.is_intercept)
-                    else {
-                        continue;
-                    };
-                    if s.last_seqno == 0 {
-                        continue;
-                    }
-                    cursor.seen_ts = cursor.seen_ts.max(s.session_ts);
-                    self.deliver_session(mid, cursor, (1, talker), conv_id, s.max_seqno, &mut out)
-                        .await?;
+        if self.continue_unfinished(mid, &mut c, &mut out).await? {
+            for change in changes {
+                if out.len() >= MAX_PER_LOOK {
+                    // A write of this session is not looked at: the next look reads all.
+                    c.unfinished.push(Unfinished {
+                        session: (0, 0),
+                        conv_id: 0,
+                        max: 0,
+                    });
+                    break;
                 }
-                Changed::Group(g) => {
-                    for v in self.group_views(mid, Some(g), None).await? {
-                        let Some(conv_id) = v.conv_id else { continue };
-                        cursor.seen_ts = cursor.seen_ts.max(v.session_ts);
-                        self.deliver_session(mid, cursor, (2, g), conv_id, v.max_seqno, &mut out)
+                match *change {
+                    Changed::Pair(a, b) => {
+                        let talker = if a == mid { b } else { a };
+                        let Some(s) = self.store.session(mid, 1, talker).await? else {
+                            continue;
+                        };
+                        // As `sessions_moved_after` chooses them.
+                        let (Some(conv_id), false, false) = (s.conv_id, s.removed, s.is_intercept)
+                        else {
+                            continue;
+                        };
+                        if s.last_seqno == 0 {
+                            continue;
+                        }
+                        c.seen_ts = c.seen_ts.max(s.session_ts);
+                        self.deliver_session(
+                            mid,
+                            &mut c,
+                            (1, talker),
+                            conv_id,
+                            s.max_seqno,
+                            &mut out,
+                        )
+                        .await?;
+                    }
+                    Changed::Group(g) => {
+                        for v in self.group_views(mid, Some(g), None).await? {
+                            let Some(conv_id) = v.conv_id else { continue };
+                            c.seen_ts = c.seen_ts.max(v.session_ts);
+                            self.deliver_session(
+                                mid,
+                                &mut c,
+                                (2, g),
+                                conv_id,
+                                v.max_seqno,
+                                &mut out,
+                            )
                             .await?;
+                        }
                     }
                 }
             }
         }
         out.sort_by_key(|e| e.msg.msg_key);
+        *cursor = c;
         Ok(out)
+    }
+
+    /// Goes on with the sessions an earlier look left; whether it got through them all.
+    async fn continue_unfinished(
+        &self,
+        mid: u64,
+        c: &mut Cursor,
+        out: &mut Vec<MessageEvent>,
+    ) -> Result<bool> {
+        for u in std::mem::take(&mut c.unfinished) {
+            if out.len() >= MAX_PER_LOOK {
+                c.unfinished.push(u);
+                continue;
+            }
+            if u.conv_id == 0 {
+                // A look that left sessions unread: this one (a full look, see `behind`)
+                // reads them.
+                continue;
+            }
+            self.deliver_session(mid, c, u.session, u.conv_id, u.max, out)
+                .await?;
+        }
+        Ok(c.unfinished.is_empty())
     }
 
     /// `mid`'s views of their fan groups (one group, or those that moved after `after`).
@@ -249,8 +406,7 @@ impl Service {
         max: u64,
         out: &mut Vec<MessageEvent>,
     ) -> Result<()> {
-        let known = cursor.delivered.get(&session).copied();
-        let mut begin = match known {
+        let mut begin = match cursor.delivered.get(&session).copied() {
             Some(done) if done >= max => return Ok(()),
             Some(done) => done,
             None => max.saturating_sub(NEW_SESSION_BACKLOG),
@@ -269,7 +425,7 @@ impl Service {
             let n = msgs.len();
             for m in msgs {
                 begin = begin.max(m.msg_seqno);
-                if known.is_none() && m.msg_key <= cursor.start_key {
+                if m.msg_key <= cursor.start_key {
                     continue;
                 }
                 out.push(MessageEvent {
@@ -280,6 +436,16 @@ impl Service {
             }
             if n < BURST as usize {
                 break;
+            }
+            if out.len() >= MAX_PER_LOOK {
+                // Enough for this look: the rest of the session comes next.
+                cursor.delivered.insert(session, begin);
+                cursor.unfinished.push(Unfinished {
+                    session,
+                    conv_id,
+                    max,
+                });
+                return Ok(());
             }
         }
         cursor.delivered.insert(session, max.max(begin));

@@ -99,7 +99,7 @@ pub struct Service {
     wbi_secret: String,
     logins: LoginCache,
     /// What writes of this process change, for event streams ([`events`]).
-    changes: tokio::sync::broadcast::Sender<events::Changed>,
+    changes: events::Changes,
     /// Set when the server shuts down: event streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -176,7 +176,7 @@ impl Service {
             emoji,
             wbi_secret,
             logins: LoginCache::new(std::time::Duration::from_secs(5)),
-            changes: tokio::sync::broadcast::channel(1024).0,
+            changes: events::Changes::default(),
             closing: tokio::sync::watch::channel(false).0,
         }
     }

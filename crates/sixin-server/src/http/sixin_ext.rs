@@ -7,7 +7,7 @@ use axum::Router;
 use serde::Serialize;
 
 use super::{Api, ApiReq, AppState};
-use crate::domain::events::{Changed, Cursor, MessageEvent};
+use crate::domain::events::{Changed, Cursor, MessageEvent, Subscription};
 use crate::domain::DomainError;
 use crate::store::{AutoReplies, KeywordReply};
 
@@ -43,7 +43,7 @@ async fn events(
     };
     let cursor = match resume {
         None => svc.cursor_now(),
-        Some(Some(key)) => Cursor::after_key(key),
+        Some(Some(key)) => Cursor::resume_after(key, svc.cursor_now().start_key()),
         Some(None) => {
             return Api::<()>(Err(DomainError::BadRequest("last_event_id"))).into_response()
         }
@@ -51,7 +51,7 @@ async fn events(
     let sessdata = req.cookie("SESSDATA").map(str::to_string);
     let next_poll = tokio::time::Instant::now() + svc.events_poll();
     let state = Feed {
-        changes: svc.subscribe(),
+        changes: svc.subscribe(caller.mid),
         closing: svc.closing(),
         svc,
         mid: caller.mid,
@@ -61,7 +61,13 @@ async fn events(
         look_now: true,
         next_poll,
     };
-    let stream = futures_util::stream::unfold(state, |mut f| async move {
+    // First an `open` event whose id is where the stream starts: a client that reconnects
+    // before any message came resumes from there.
+    let open = axum::response::sse::Event::default()
+        .event("open")
+        .id(state.cursor.start_key().to_string())
+        .data("{}");
+    let messages = futures_util::stream::unfold(state, |mut f| async move {
         let e = f.next().await?;
         let event = axum::response::sse::Event::default()
             .event("message")
@@ -69,6 +75,10 @@ async fn events(
             .data(serde_json::to_string(&e).unwrap_or_default());
         Some((Ok::<_, std::convert::Infallible>(event), f))
     });
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(open) }),
+        messages,
+    );
     axum::response::sse::Sse::new(stream)
         .keep_alive(axum::response::sse::KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
@@ -81,13 +91,19 @@ struct Feed {
     svc: AppState,
     mid: u64,
     sessdata: Option<String>,
-    changes: tokio::sync::broadcast::Receiver<Changed>,
+    changes: Subscription,
     closing: tokio::sync::watch::Receiver<bool>,
     cursor: Cursor,
     pending: std::collections::VecDeque<MessageEvent>,
     /// Look before waiting (the first look, and after a write that concerns the caller).
     look_now: bool,
     next_poll: tokio::time::Instant,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.svc.unsubscribe(self.mid, &self.changes);
+    }
 }
 
 impl Feed {
@@ -97,6 +113,17 @@ impl Feed {
         loop {
             if *self.closing.borrow() {
                 return None;
+            }
+            if tokio::time::Instant::now() >= self.next_poll {
+                // The login may have ended meanwhile (checked while messages flow too).
+                self.next_poll = tokio::time::Instant::now() + self.svc.events_poll();
+                match self.svc.authenticate(self.sessdata.as_deref()).await {
+                    Ok(c) if c.mid == self.mid => {}
+                    _ => return None,
+                }
+                if self.pending.is_empty() {
+                    self.look_now = true;
+                }
             }
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
@@ -108,30 +135,29 @@ impl Feed {
             if !full {
                 tokio::select! {
                     _ = self.closing.changed() => return None,
-                    r = self.changes.recv() => match r {
-                        Ok(c) if c.concerns(self.mid) => changed.push(c),
-                        Ok(_) => continue,
+                    r = self.changes.user.recv() => match r {
+                        Ok(c) => changed.push(c),
                         Err(RecvError::Lagged(_)) => full = true,
                         Err(RecvError::Closed) => return None,
                     },
-                    _ = tokio::time::sleep_until(self.next_poll) => {
-                        self.next_poll = tokio::time::Instant::now() + self.svc.events_poll();
-                        // The login may have ended meanwhile.
-                        match self.svc.authenticate(self.sessdata.as_deref()).await {
-                            Ok(c) if c.mid == self.mid => {}
-                            _ => return None,
-                        }
-                        full = true;
-                    }
+                    r = self.changes.groups.recv() => match r {
+                        Ok(c) => changed.push(c),
+                        Err(RecvError::Lagged(_)) => full = true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    // The poll: checked at the top of the loop.
+                    _ = tokio::time::sleep_until(self.next_poll) => continue,
                 }
             }
             // Whatever else was written meanwhile is in this look.
-            loop {
-                match self.changes.try_recv() {
-                    Ok(c) if c.concerns(self.mid) && !changed.contains(&c) => changed.push(c),
-                    Ok(_) => {}
-                    Err(TryRecvError::Lagged(_)) => full = true,
-                    Err(_) => break,
+            for rx in [&mut self.changes.user, &mut self.changes.groups] {
+                loop {
+                    match rx.try_recv() {
+                        Ok(c) if !changed.contains(&c) => changed.push(c),
+                        Ok(_) => {}
+                        Err(TryRecvError::Lagged(_)) => full = true,
+                        Err(_) => break,
+                    }
                 }
             }
             let events = if full {
@@ -142,7 +168,11 @@ impl Feed {
                     .await
             };
             match events {
-                Ok(events) => self.pending.extend(events),
+                Ok(events) => {
+                    self.pending.extend(events);
+                    // Cut short: the next look goes on at once.
+                    self.look_now = self.cursor.behind();
+                }
                 Err(e) => {
                     // Looked at again at the next poll.
                     tracing::warn!(mid = self.mid, error = %e, "event stream look failed");

@@ -21,6 +21,8 @@ struct Event {
 struct Stream {
     resp: reqwest::Response,
     buf: String,
+    /// The id of the `open` event.
+    start: u64,
 }
 
 impl Stream {
@@ -46,15 +48,31 @@ impl Stream {
             resp.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
-        Stream {
+        let mut stream = Stream {
             resp,
             buf: String::new(),
-        }
+            start: 0,
+        };
+        // First the stream's start: where a reconnect before any message resumes from.
+        let open = stream
+            .next_raw(Duration::from_secs(15))
+            .await
+            .expect("open");
+        assert_eq!((open.event.as_str(), &open.data), ("open", &json!({})));
+        stream.start = open.id.parse().expect("numeric id");
+        stream
+    }
+
+    /// The next message event (see [`Stream::next_raw`]).
+    async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        let e = self.next_raw(wait).await?;
+        assert_eq!(e.event, "message", "{e:?}");
+        Some(e)
     }
 
     /// The next event (comments skipped), `None` when the server ended the stream; fails
     /// the test after `wait` without one.
-    async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+    async fn next_raw(&mut self, wait: Duration) -> Option<Event> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             while let Some(end) = self.buf.find("\n\n") {
@@ -183,15 +201,24 @@ async fn events_stream_new_messages(s: &Server) {
     let ab = messages(s, &b, a.mid, 1).await;
     assert_eq!(stream.next().await, expected(1, a.mid, &ab[4]));
 
-    // Resuming after the second event gives the rest as they are now (the recalled message
-    // marked so), and then what comes next.
+    // Resuming after the second event: the stream starts RESUME_MARGIN_MS of keys earlier
+    // (a message stored in that time the client never got is not lost), so it gives every
+    // message of b's with a key after that, as they are now (the recalled one marked so),
+    // in key order; then what comes next.
+    let k = want[1].id.parse::<u64>().unwrap();
     let mut resumed = Stream::open(s, &b, Some(&want[1].id)).await;
+    let from = k - (5000u64 << 22);
+    assert_eq!(resumed.start, from);
     assert_eq!(ab[3]["msg_status"], 1, "{ab:?}");
-    for w in [
-        expected(1, c.mid, &cb[0]),
-        expected(1, a.mid, &ab[3]),
-        expected(1, a.mid, &ab[4]),
-    ] {
+    let mut again: Vec<Event> = ab
+        .iter()
+        .map(|m| expected(1, a.mid, m))
+        .chain(cb.iter().map(|m| expected(1, c.mid, m)))
+        .filter(|e| e.id.parse::<u64>().unwrap() > from)
+        .collect();
+    again.sort_by_key(|e| e.id.parse::<u64>().unwrap());
+    assert!(again.len() >= 4, "{again:?}");
+    for w in again {
         assert_eq!(resumed.next().await, w);
     }
     s.send_text(&c, &b, "5").await;
@@ -218,6 +245,66 @@ async fn events_stream_group_messages(s: &Server) {
     assert_eq!(stream.next().await, expected(2, g, last));
 }
 scenario_with!(events_stream_group_messages, no_polling);
+
+/// A resume from a key in the future resumes from now (with the margin a resume has).
+async fn events_stream_resume_from_the_future(s: &Server) {
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    befriend(s, &a, &b).await;
+    let before = s.send_text(&a, &b, "before").await;
+    let mut stream = Stream::open(s, &b, Some(&u64::MAX.to_string())).await;
+    assert!(stream.start < before, "{} {before}", stream.start);
+    assert!(
+        stream.start > before - (6000u64 << 22),
+        "{} {before}",
+        stream.start
+    );
+    s.send_text(&a, &b, "after").await;
+    let ab = messages(s, &b, a.mid, 1).await;
+    assert_eq!(stream.next().await, expected(1, a.mid, &ab[0]));
+    assert_eq!(stream.next().await, expected(1, a.mid, &ab[1]));
+}
+scenario_with!(events_stream_resume_from_the_future, no_polling);
+
+fn unlimited(c: &mut sixin_server::Config) {
+    c.sends_per_second = 1_000_000;
+    c.events_poll_ms = 3_600_000;
+}
+
+/// More than one look's worth (2,000 messages) waiting for a resumed stream: it gets them
+/// all, each once, over several looks.
+async fn events_stream_catches_up_over_several_looks(s: &Server) {
+    let b = s.user("b").await;
+    let mut senders = Vec::new();
+    for k in 0..11 {
+        let a = s.user(&format!("a{k}")).await;
+        befriend(s, &a, &b).await;
+        senders.push(a);
+    }
+    let sent = futures_join_all(senders.iter().map(|a| {
+        let b = &b;
+        async move {
+            let mut keys = Vec::new();
+            for n in 0..200 {
+                keys.push(s.send_text(a, b, &n.to_string()).await);
+            }
+            keys
+        }
+    }))
+    .await;
+    let mut want: Vec<u64> = sent.into_iter().flatten().collect();
+    want.sort_unstable();
+    let mut stream = Stream::open(s, &b, Some("0")).await;
+    assert_eq!(stream.start, 0);
+    let mut got = Vec::new();
+    for _ in 0..want.len() {
+        got.push(stream.next().await.id.parse::<u64>().unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, want);
+    stream.quiet_for(Duration::from_millis(500)).await;
+}
+scenario_with!(events_stream_catches_up_over_several_looks, unlimited);
 
 /// Who may open a stream, and from where.
 async fn events_stream_bad_requests(s: &Server) {
@@ -330,4 +417,39 @@ async fn shutdown_ends_the_streams() {
         .expect("the shutdown does not wait for the stream")
         .unwrap();
     assert_eq!(stream.next_within(Duration::from_secs(10)).await, None);
+}
+
+/// A user's channel for their streams lives as long as one of them does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_channels_go_with_the_last_stream() {
+    let dir = tempdir::TempDir::new("events-channels");
+    let database = format!("sqlite://{}", dir.0.join("s.db").display());
+    let ([n1, n2], [b1, _], http) = two_nodes_on(database).await;
+    n2.stop().await.unwrap();
+    let (a, b) = friends_on(&http, &b1).await;
+    let svc = n1.service.clone();
+    let a1 = Stream::open_at(&http, &b1, &a, None).await;
+    let mut a2 = Stream::open_at(&http, &b1, &a, None).await;
+    let b1s = Stream::open_at(&http, &b1, &b, None).await;
+    assert_eq!(svc.streaming_users(), 2);
+    drop(a1);
+    drop(b1s);
+    // A stream whose client left ends when the server next writes to it.
+    let k = ok(&send_on(&http, &b1, &b, a.mid, "hi").await)["msg_key"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(a2.next().await.id, k.to_string());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while svc.streaming_users() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "b's channel stayed");
+        send_on(&http, &b1, &a, b.mid, "again").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(a2);
+    while svc.streaming_users() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a's channel stayed");
+        send_on(&http, &b1, &b, a.mid, "again").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n1.stop().await.unwrap();
 }
