@@ -84,6 +84,8 @@ pub struct Cursor {
     /// Sessions a look left before their end (it had gathered enough): the next look goes on
     /// with them first.
     unfinished: Vec<Unfinished>,
+    /// The fan groups of the user as of the last full look (`None` before the first).
+    groups: Option<std::collections::HashSet<u64>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +105,7 @@ impl Cursor {
             seen_ts: ms.saturating_mul(1000),
             delivered: HashMap::new(),
             unfinished: Vec::new(),
+            groups: None,
         }
     }
 
@@ -118,6 +121,12 @@ impl Cursor {
     /// The key the stream started after (the first event's id).
     pub fn start_key(&self) -> u64 {
         self.start_key
+    }
+
+    /// Whether a write to fan group `group` may concern the stream (its user was a member at
+    /// the last full look; a group joined since is found by the next poll).
+    pub fn may_concern(&self, group: u64) -> bool {
+        self.groups.as_ref().is_none_or(|g| g.contains(&group))
     }
 
     /// Whether a look stopped before the end of what is new.
@@ -221,11 +230,13 @@ impl Service {
         let mut out = Vec::new();
         if self.continue_unfinished(mid, &mut c, &mut out).await? {
             let from = c.seen_ts.saturating_sub(LOOKBACK_US);
+            // Fan groups first: they are few. All of them, to know which writes concern us.
+            let groups = self.group_views(mid, None, None).await?;
+            c.groups = Some(groups.iter().map(|g| g.talker_id).collect());
             if self.store.any_session_since(mid, from).await? {
                 // How far this look got: the newest session time it went through completely.
                 let mut seen = c.seen_ts;
-                // Fan groups first: they are few.
-                for g in self.group_views(mid, None, Some(from)).await? {
+                for g in groups.into_iter().filter(|g| g.session_ts > from) {
                     let Some(conv_id) = g.conv_id else { continue };
                     seen = seen.max(g.session_ts);
                     self.deliver_session(

@@ -141,6 +141,7 @@ impl Feed {
                         Err(RecvError::Closed) => return None,
                     },
                     r = self.changes.groups.recv() => match r {
+                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => continue,
                         Ok(c) => changed.push(c),
                         Err(RecvError::Lagged(_)) => full = true,
                         Err(RecvError::Closed) => return None,
@@ -153,6 +154,7 @@ impl Feed {
             for rx in [&mut self.changes.user, &mut self.changes.groups] {
                 loop {
                     match rx.try_recv() {
+                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => {}
                         Ok(c) if !changed.contains(&c) => changed.push(c),
                         Ok(_) => {}
                         Err(TryRecvError::Lagged(_)) => full = true,

@@ -306,6 +306,37 @@ async fn events_stream_catches_up_over_several_looks(s: &Server) {
 }
 scenario_with!(events_stream_catches_up_over_several_looks, unlimited);
 
+/// A group joined after the stream opened: its messages come with the next poll.
+async fn events_stream_group_joined_later(s: &Server) {
+    let owner = s.user("owner").await;
+    let m = s.user("m").await;
+    let v = groups::create_group_with(s, json!({"owner": owner.mid, "name": "g"})).await;
+    let g = v["group_id"].as_u64().expect("group_id");
+    let mut stream = Stream::open(s, &m, None).await;
+    // Let the first look find m in no group.
+    stream.quiet_for(Duration::from_millis(300)).await;
+    groups::join(s, g, &m).await;
+    let form = groups::gform(&owner, g, 1, &json!({"content": "欢迎"}).to_string());
+    ok(&s.post(&owner, "/web_im/v1/web_im/send_msg", &form).await);
+    let history = messages(s, &m, g, 2).await;
+    assert!(!history.is_empty());
+    let from_start: Vec<Event> = history
+        .iter()
+        .filter(|h| h["msg_key"].as_u64().unwrap() > stream.start)
+        .map(|h| expected(2, g, h))
+        .collect();
+    assert!(
+        from_start
+            .iter()
+            .any(|e| e.data["msg"]["content"] == json!({"content": "欢迎"}).to_string()),
+        "{from_start:?}"
+    );
+    for w in from_start {
+        assert_eq!(stream.next().await, w);
+    }
+}
+scenario!(events_stream_group_joined_later);
+
 /// Who may open a stream, and from where.
 async fn events_stream_bad_requests(s: &Server) {
     // No login: the documented JSON answer, not a stream.
