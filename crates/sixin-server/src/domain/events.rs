@@ -42,8 +42,16 @@ pub enum Changed {
 /// a write wakes only its parties' streams), and one for fan-group writes (members are not
 /// known here).
 pub struct Changes {
-    users: std::sync::Mutex<HashMap<u64, broadcast::Sender<Changed>>>,
+    users: std::sync::Mutex<HashMap<u64, UserStreams>>,
     groups: broadcast::Sender<Changed>,
+    /// Numbers the streams.
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// One user's open streams: their channel, and each stream's id and end signal, oldest first.
+struct UserStreams {
+    tx: broadcast::Sender<Changed>,
+    open: std::collections::VecDeque<(u64, std::sync::Arc<tokio::sync::Notify>)>,
 }
 
 impl Default for Changes {
@@ -51,9 +59,13 @@ impl Default for Changes {
         Changes {
             users: std::sync::Mutex::new(HashMap::new()),
             groups: broadcast::channel(CHANNEL).0,
+            next_id: std::sync::atomic::AtomicU64::new(1),
         }
     }
 }
+
+/// Streams one user may have open in a process: a new one beyond ends the oldest.
+pub const MAX_STREAMS_PER_USER: usize = 8;
 
 /// Writes a stream may fall behind by before it looks at everything instead.
 const CHANNEL: usize = 256;
@@ -62,6 +74,9 @@ const CHANNEL: usize = 256;
 pub struct Subscription {
     pub user: broadcast::Receiver<Changed>,
     pub groups: broadcast::Receiver<Changed>,
+    /// Signalled when the stream is to end (a newer stream of its user took its place).
+    pub evicted: std::sync::Arc<tokio::sync::Notify>,
+    id: u64,
 }
 
 /// One event's data: a message new to the stream's user, with the session it belongs to.
@@ -148,7 +163,7 @@ impl Service {
                 let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
                 for mid in [a, b] {
                     // A channel whose streams have all ended goes.
-                    if users.get(&mid).is_some_and(|tx| tx.send(c).is_err()) {
+                    if users.get(&mid).is_some_and(|u| u.tx.send(c).is_err()) {
                         users.remove(&mid);
                     }
                 }
@@ -186,12 +201,13 @@ impl Service {
     }
 
     /// A stream of `mid` holding `sub` ends: the user's channel goes with their last stream.
-    pub fn unsubscribe(&self, mid: u64, _sub: &Subscription) {
+    pub fn unsubscribe(&self, mid: u64, sub: &Subscription) {
         let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
-        // The channel of `mid` is the one `_sub` listens to (it is replaced only once it has
-        // no receiver), and `_sub` is still counted.
-        if users.get(&mid).is_some_and(|tx| tx.receiver_count() <= 1) {
-            users.remove(&mid);
+        if let Some(u) = users.get_mut(&mid) {
+            u.open.retain(|(id, _)| *id != sub.id);
+            if u.open.is_empty() {
+                users.remove(&mid);
+            }
         }
     }
 
@@ -206,14 +222,28 @@ impl Service {
 
     /// Subscribes a stream of `mid` to what writes of this process change.
     pub fn subscribe(&self, mid: u64) -> Subscription {
+        let id = self
+            .changes
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let evicted = std::sync::Arc::new(tokio::sync::Notify::new());
         let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
-        let user = users
-            .entry(mid)
-            .or_insert_with(|| broadcast::channel(CHANNEL).0)
-            .subscribe();
+        let u = users.entry(mid).or_insert_with(|| UserStreams {
+            tx: broadcast::channel(CHANNEL).0,
+            open: std::collections::VecDeque::new(),
+        });
+        u.open.push_back((id, evicted.clone()));
+        if u.open.len() > MAX_STREAMS_PER_USER {
+            if let Some((_, oldest)) = u.open.pop_front() {
+                // Kept until the stream sees it, whenever it next waits.
+                oldest.notify_one();
+            }
+        }
         Subscription {
-            user,
+            user: u.tx.subscribe(),
             groups: self.changes.groups.subscribe(),
+            evicted,
+            id,
         }
     }
 

@@ -133,8 +133,10 @@ impl Feed {
             let mut full = std::mem::take(&mut self.look_now);
             let mut changed: Vec<Changed> = Vec::new();
             if !full {
+                let evicted = self.changes.evicted.clone();
                 tokio::select! {
                     _ = self.closing.changed() => return None,
+                    _ = evicted.notified() => return None,
                     r = self.changes.user.recv() => match r {
                         Ok(c) => changed.push(c),
                         Err(RecvError::Lagged(_)) => full = true,

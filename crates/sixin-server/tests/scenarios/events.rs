@@ -337,6 +337,25 @@ async fn events_stream_group_joined_later(s: &Server) {
 }
 scenario!(events_stream_group_joined_later);
 
+/// A user keeps at most eight streams open: a ninth ends the oldest.
+async fn events_streams_per_user_are_capped(s: &Server) {
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    befriend(s, &a, &b).await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        streams.push(Stream::open(s, &b, None).await);
+    }
+    let mut ninth = Stream::open(s, &b, None).await;
+    assert_eq!(streams[0].next_within(Duration::from_secs(10)).await, None);
+    s.send_text(&a, &b, "hi").await;
+    let ab = messages(s, &b, a.mid, 1).await;
+    for st in streams[1..].iter_mut().chain([&mut ninth]) {
+        assert_eq!(st.next().await, expected(1, a.mid, &ab[0]));
+    }
+}
+scenario_with!(events_streams_per_user_are_capped, no_polling);
+
 /// Who may open a stream, and from where.
 async fn events_stream_bad_requests(s: &Server) {
     // No login: the documented JSON answer, not a stream.
