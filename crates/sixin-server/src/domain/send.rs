@@ -330,19 +330,16 @@ impl Service {
         };
         let msg = &stored.first().ok_or(DomainError::NotFound)?.msg;
 
-        // Side effects: the message is stored whatever happens to them. The checks passed on
-        // these reads, so the receiver and the policy are there; the insert's interception
-        // is worked out again from them.
-        let to_reply = reads.receiver.as_ref().and_then(|receiver| {
-            let policy = relations::send_policy(&self.config, receiver, &reads.pair, msg_type);
-            let intercept = policy.map_or(true, |p| {
-                relations::intercepted(&self.config, reads.sender_flagged, &p, text.as_deref())
-            });
-            (manual && !intercept).then_some(receiver.mid)
-        });
-        if let Some(receiver) = to_reply {
+        // Side effects: the message is stored whatever happens to them. A message written by
+        // hand that reached the receiver (not their dustbin) may get an automatic reply.
+        if manual && !sent.intercepted {
             if let Err(e) = self
-                .auto_reply_to_message(sender, receiver, &reads.receiver_replies, text.as_deref())
+                .auto_reply_to_message(
+                    sender,
+                    req.receiver_id,
+                    &reads.receiver_replies,
+                    text.as_deref(),
+                )
                 .await
             {
                 tracing::warn!(error = %e, "auto-reply failed");

@@ -118,6 +118,19 @@ pub type SendCheck =
 pub struct PersonSend {
     pub reads: SendReads,
     pub stored: std::result::Result<Vec<StoredMessage>, crate::domain::DomainError>,
+    /// Whether what was stored went to the receiver's dustbin (as the checks decided).
+    pub intercepted: bool,
+}
+
+impl PersonSend {
+    /// A send whose checks passed, stored as `insert` said.
+    pub fn stored(reads: SendReads, insert: &Insert, stored: Vec<StoredMessage>) -> PersonSend {
+        PersonSend {
+            reads,
+            stored: Ok(stored),
+            intercepted: insert.intercept_receiver,
+        }
+    }
 }
 
 /// A message as stored: the wire message plus who may see it.

@@ -343,6 +343,7 @@ fn run_check(reads: SendReads, check: SendCheck) -> Checked {
         Err(refused) => Checked::Refused(PersonSend {
             reads,
             stored: Err(refused),
+            intercepted: false,
         }),
     }
 }
@@ -372,15 +373,8 @@ fn run_person(
         b: receiver,
     };
     Ok(
-        run_insert(conn, tally, peer, &insert, key_of)?.map(|(stored, written)| {
-            (
-                PersonSend {
-                    reads,
-                    stored: Ok(stored),
-                },
-                written,
-            )
-        }),
+        run_insert(conn, tally, peer, &insert, key_of)?
+            .map(|(stored, written)| (PersonSend::stored(reads, &insert, stored), written)),
     )
 }
 
@@ -1705,10 +1699,12 @@ impl Store for SqlStore {
                 Checked::Passed(reads, insert) => (reads, insert),
                 Checked::Refused(refused) => return Ok(refused),
             };
-            let stored = self.insert_messages(peer, insert, key_of).await;
-            return stored.map(|stored| PersonSend {
+            let intercepted = insert.intercept_receiver;
+            let stored = self.insert_messages(peer, insert, key_of).await?;
+            return Ok(PersonSend {
                 reads,
                 stored: Ok(stored),
+                intercepted,
             });
         }
         if let Some(writer) = &self.writer {
@@ -1750,10 +1746,7 @@ impl Store for SqlStore {
             }
         };
         let stored = self.insert_in_tx(tx, peer, &insert, &*key_of).await?;
-        Ok(PersonSend {
-            reads,
-            stored: Ok(stored),
-        })
+        Ok(PersonSend::stored(reads, &insert, stored))
     }
 
     async fn message_by_key(&self, msg_key: u64) -> Result<Option<StoredMessage>> {
