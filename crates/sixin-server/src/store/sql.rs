@@ -272,7 +272,7 @@ fn run_insert(
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> Result<Result<(Vec<StoredMessage>, u64)>> {
-    let (r, intact) = now_or_never(hits_then_insert(conn, Some(tally), peer, insert, key_of))?;
+    let (r, intact) = now_or_never(hits_then_insert(conn, tally, peer, insert, key_of))?;
     match r {
         Err(e) if !intact => Err(e),
         r => Ok(r),
@@ -293,17 +293,13 @@ fn may_be_refused(insert: &Insert) -> bool {
 /// result and whether the transaction can still commit.
 async fn hits_then_insert<E: Exec>(
     tx: &mut E,
-    mut tally: Option<&mut Tally>,
+    tally: &mut Tally,
     peer: Peer,
     insert: &Insert,
     key_of: &(dyn Fn() -> u64 + Send + Sync),
 ) -> (Result<(Vec<StoredMessage>, u64)>, bool) {
     for (k, hit) in insert.hits.iter().enumerate() {
-        let counted = match tally.as_deref_mut() {
-            Some(tally) => tally.hit(tx, &hit.key, hit.win).await,
-            None => count_hit_in(tx, &hit.key, hit.win).await,
-        };
-        match counted {
+        match tally.hit(tx, &hit.key, hit.win).await {
             Ok(n) if n > hit.limit => return (Err(StoreError::Limited(k)), true),
             Ok(_) => {}
             Err(e) => return (Err(e), false),
@@ -349,7 +345,8 @@ fn run_check(reads: SendReads, check: SendCheck) -> Checked {
 }
 
 /// A send to a person whose checks the pair's sessions may decide ([`pair_may_decide`]),
-/// inside the batch's transaction: those sessions read again, the checks, then the insert. The outer error ends the whole batch (see [`run_insert`]).
+/// inside the batch's transaction: those sessions read again, the checks, then the insert.
+/// The outer error ends the whole batch (see [`run_insert`]).
 fn run_person(
     conn: &mut Native,
     tally: &mut Tally,
@@ -372,10 +369,8 @@ fn run_person(
         a: sender,
         b: receiver,
     };
-    Ok(
-        run_insert(conn, tally, peer, &insert, key_of)?
-            .map(|(stored, written)| (PersonSend::stored(reads, &insert, stored), written)),
-    )
+    Ok(run_insert(conn, tally, peer, &insert, key_of)?
+        .map(|(stored, written)| (PersonSend::stored(reads, &insert, stored), written)))
 }
 
 /// One group commit on the writer's connection; answers every job.
@@ -502,9 +497,9 @@ fn run_batch(conn: &mut Native, jobs: Vec<Job>, rows_written: &std::sync::atomic
     }
 }
 
-/// The rate counters one group commit has counted so far. A batch's sends mostly count the
-/// same few counters (a sender's per-second and per-day ones), and the batch holds the write
-/// lock throughout: a counter's first hit in the batch is counted in its row, which answers
+/// The rate counters one write transaction has counted so far. A group commit's sends mostly
+/// count the same few counters (a sender's per-second and per-day ones), and the transaction
+/// holds the write lock throughout: a counter's first hit in the batch is counted in its row, which answers
 /// its value; the later ones are counted here, and the row is written once, before the commit
 /// ([`Tally::write`]). A hit is never undone inside a batch (see [`hits_then_insert`]) unless
 /// the whole batch is, and the tally with it.
@@ -1320,8 +1315,10 @@ impl SqlStore {
         insert: &Insert,
         key_of: &(dyn Fn() -> u64 + Send + Sync),
     ) -> Result<Vec<StoredMessage>> {
-        let (r, intact) = hits_then_insert(&mut *tx, None, peer, insert, key_of).await;
+        let mut tally = Tally::default();
+        let (r, intact) = hits_then_insert(&mut *tx, &mut tally, peer, insert, key_of).await;
         if intact {
+            tally.write(&mut *tx).await?;
             tx.commit().await?;
         } else {
             tx.rollback().await?;
