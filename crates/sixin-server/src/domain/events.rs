@@ -1,14 +1,14 @@
 //! The stream of a user's new messages (`GET /sixin/v1/events`, server-sent events).
 //!
 //! A stream remembers, per session, the newest seqno it has delivered. A write of this
-//! process wakes the streams of the users it concerns (every stream, for a fan group), which
-//! read only the session it changed ([`Service::events_of`]); every `events_poll_ms` a stream
-//! reads every session of its user that moved since [`LOOKBACK_US`] before the newest it has
-//! seen ([`Service::new_events`]), for writes of other processes sharing the database (and
-//! any it was not told about). Either way it delivers the messages after the remembered
-//! seqno. A session the stream has not delivered from yet starts after the key the stream
-//! started from: message keys increase in the order a process stores them, so a stream
-//! started (or resumed) at a key gets exactly the messages this process stores after it.
+//! process wakes the streams of the users it concerns (for a fan group, the streams of users
+//! who were members at their stream's last full look), which read only the sessions it
+//! changed (`Service::events_of`); every `events_poll_ms` a stream reads every session of
+//! its user that moved since `LOOKBACK_US` before the newest it has seen
+//! (`Service::new_events`), for writes of other processes sharing the database (and any it
+//! was not told about). Either way it delivers the messages after the remembered seqno whose
+//! key is above the stream's start key: message keys increase in the order a process stores
+//! them.
 use serde::Serialize;
 use std::collections::HashMap;
 use tokio::sync::broadcast;
@@ -17,7 +17,7 @@ use super::{Result, Service};
 use crate::store::{GroupQuery, Insert, KeyFn, Peer, StoredMessage, Window};
 
 /// How far back (µs) a look reaches before the newest session time it has seen.
-pub const LOOKBACK_US: i64 = 30_000_000;
+const LOOKBACK_US: i64 = 30_000_000;
 /// Sessions read per statement while looking.
 const PAGE: u32 = 200;
 /// Messages read per statement from one session.
@@ -71,11 +71,11 @@ pub const MAX_STREAMS_PER_USER: usize = 8;
 const CHANNEL: usize = 256;
 
 /// A stream's view of [`Changes`]: what concerns its user, and what any fan group got.
-pub struct Subscription {
-    pub user: broadcast::Receiver<Changed>,
-    pub groups: broadcast::Receiver<Changed>,
+struct Subscription {
+    user: broadcast::Receiver<Changed>,
+    groups: broadcast::Receiver<Changed>,
     /// Signalled when the stream is to end (a newer stream of its user took its place).
-    pub evicted: std::sync::Arc<tokio::sync::Notify>,
+    evicted: std::sync::Arc<tokio::sync::Notify>,
     id: u64,
 }
 
@@ -89,7 +89,7 @@ pub struct MessageEvent {
 
 /// Where a stream is.
 #[derive(Debug, Clone)]
-pub struct Cursor {
+struct Cursor {
     /// Messages count when their key is above this.
     start_key: u64,
     /// The newest (session_ts, talker) seen; looks start `LOOKBACK_US` before it.
@@ -99,6 +99,8 @@ pub struct Cursor {
     /// Sessions a look left before their end (it had gathered enough): the next look goes on
     /// with them first.
     unfinished: Vec<Unfinished>,
+    /// A look left sessions it did not read: the next one is a full look, at once.
+    rescan: bool,
     /// The fan groups of the user as of the last full look (`None` before the first).
     groups: Option<std::collections::HashSet<u64>>,
 }
@@ -113,13 +115,14 @@ struct Unfinished {
 impl Cursor {
     /// A stream of what is stored after `key`. A resume (`Last-Event-ID`) starts
     /// [`RESUME_MARGIN_MS`] of keys earlier, see [`Cursor::resume_after`].
-    pub fn after_key(key: u64) -> Cursor {
+    fn after_key(key: u64) -> Cursor {
         let ms = (key >> (crate::ids::NODE_BITS + crate::ids::SEQ_BITS)) as i64;
         Cursor {
             start_key: key,
             seen_ts: ms.saturating_mul(1000),
             delivered: HashMap::new(),
             unfinished: Vec::new(),
+            rescan: false,
             groups: None,
         }
     }
@@ -128,31 +131,26 @@ impl Cursor {
     /// [`RESUME_MARGIN_MS`] of keys before `key`, so a message stored in that time that the
     /// client never got (one whose write committed after a later key's) is not lost; what the
     /// client got again it recognises by its `msg_key`. A key from the future counts as `now`.
-    pub fn resume_after(key: u64, now: u64) -> Cursor {
+    fn resume_after(key: u64, now: u64) -> Cursor {
         let margin = (RESUME_MARGIN_MS as u64) << (crate::ids::NODE_BITS + crate::ids::SEQ_BITS);
         Cursor::after_key(key.min(now).saturating_sub(margin))
     }
 
-    /// The key the stream started after (the first event's id).
-    pub fn start_key(&self) -> u64 {
-        self.start_key
-    }
-
     /// Whether a write to fan group `group` may concern the stream (its user was a member at
     /// the last full look; a group joined since is found by the next poll).
-    pub fn may_concern(&self, group: u64) -> bool {
+    fn may_concern(&self, group: u64) -> bool {
         self.groups.as_ref().is_none_or(|g| g.contains(&group))
     }
 
     /// Whether a look stopped before the end of what is new.
-    pub fn behind(&self) -> bool {
-        !self.unfinished.is_empty()
+    fn behind(&self) -> bool {
+        self.rescan || !self.unfinished.is_empty()
     }
 }
 
 impl Service {
     /// How often a stream looks for writes it was not told about.
-    pub fn events_poll(&self) -> std::time::Duration {
+    fn events_poll(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.config.events_poll_ms.max(1))
     }
 
@@ -195,13 +193,8 @@ impl Service {
         self.closing.send_replace(true);
     }
 
-    /// Becomes true when the event streams are to end.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
     /// A stream of `mid` holding `sub` ends: the user's channel goes with their last stream.
-    pub fn unsubscribe(&self, mid: u64, sub: &Subscription) {
+    fn unsubscribe(&self, mid: u64, sub: &Subscription) {
         let mut users = self.changes.users.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = users.get_mut(&mid) {
             u.open.retain(|(id, _)| *id != sub.id);
@@ -221,7 +214,7 @@ impl Service {
     }
 
     /// Subscribes a stream of `mid` to what writes of this process change.
-    pub fn subscribe(&self, mid: u64) -> Subscription {
+    fn subscribe(&self, mid: u64) -> Subscription {
         let id = self
             .changes
             .next_id
@@ -247,23 +240,49 @@ impl Service {
         }
     }
 
-    /// A cursor for a stream starting now: it gets every message stored from here on.
-    pub fn cursor_now(&self) -> Cursor {
-        Cursor::after_key(self.keys.next(self.clock.now_ms()))
+    /// Opens a stream of `mid`'s new messages: from now on, or resumed from `resume` (a
+    /// `msg_key` the client has every message up to: it starts `RESUME_MARGIN_MS` of keys
+    /// earlier, so a message committed out of key order is not lost).
+    /// `sessdata` is the login the stream checks again at every poll.
+    pub fn open_events(
+        self: &std::sync::Arc<Self>,
+        mid: u64,
+        sessdata: Option<String>,
+        resume: Option<u64>,
+    ) -> EventStream {
+        let now = self.keys.next(self.clock.now_ms());
+        let cursor = match resume {
+            None => Cursor::after_key(now),
+            Some(key) => Cursor::resume_after(key, now),
+        };
+        EventStream {
+            changes: self.subscribe(mid),
+            closing: self.closing.subscribe(),
+            svc: self.clone(),
+            mid,
+            sessdata,
+            cursor,
+            pending: std::collections::VecDeque::new(),
+            look_now: true,
+            next_poll: tokio::time::Instant::now() + self.events_poll(),
+        }
     }
 
     /// The messages new to `mid` since `cursor` in any of their sessions, in key order; moves
     /// the cursor past them (only when the look succeeds). Stops after about `MAX_PER_LOOK`
     /// messages: the next look goes on from there ([`Cursor::behind`]).
-    pub async fn new_events(&self, mid: u64, cursor: &mut Cursor) -> Result<Vec<MessageEvent>> {
+    async fn new_events(&self, mid: u64, cursor: &mut Cursor) -> Result<Vec<MessageEvent>> {
         let mut c = cursor.clone();
+        c.rescan = false;
         let mut out = Vec::new();
         if self.continue_unfinished(mid, &mut c, &mut out).await? {
             let from = c.seen_ts.saturating_sub(LOOKBACK_US);
-            // Fan groups first: they are few. All of them, to know which writes concern us.
-            let groups = self.group_views(mid, None, None).await?;
-            c.groups = Some(groups.iter().map(|g| g.talker_id).collect());
-            if self.store.any_session_since(mid, from).await? {
+            // Joining a fan group moves its view, so the groups are read again only then.
+            if c.groups.is_none() || self.store.any_session_since(mid, from).await? {
+                // Fan groups first: they are few. All of them, to know which writes concern
+                // the stream.
+                let groups = self.group_views(mid, None, None).await?;
+                c.groups = Some(groups.iter().map(|g| g.talker_id).collect());
                 // How far this look got: the newest session time it went through completely.
                 let mut seen = c.seen_ts;
                 for g in groups.into_iter().filter(|g| g.session_ts > from) {
@@ -308,11 +327,7 @@ impl Service {
                     // The next look starts from the last session gone through (less the
                     // look-back), at once; what it delivered again is skipped by seqno.
                     c.seen_ts = c.seen_ts.max(after.0);
-                    c.unfinished.push(Unfinished {
-                        session: (0, 0),
-                        conv_id: 0,
-                        max: 0,
-                    });
+                    c.rescan = true;
                 } else {
                     c.seen_ts = seen;
                 }
@@ -326,7 +341,7 @@ impl Service {
 
     /// The messages new to `mid` in the sessions `changes` name (writes of this process that
     /// concern them), in key order; moves the cursor as [`Service::new_events`] does.
-    pub async fn events_of(
+    async fn events_of(
         &self,
         mid: u64,
         cursor: &mut Cursor,
@@ -337,34 +352,22 @@ impl Service {
         if self.continue_unfinished(mid, &mut c, &mut out).await? {
             for change in changes {
                 if out.len() >= MAX_PER_LOOK {
-                    // A write of this session is not looked at: the next look reads all.
-                    c.unfinished.push(Unfinished {
-                        session: (0, 0),
-                        conv_id: 0,
-                        max: 0,
-                    });
+                    // Writes not looked at: the next look reads everything.
+                    c.rescan = true;
                     break;
                 }
                 match *change {
                     Changed::Pair(a, b) => {
                         let talker = if a == mid { b } else { a };
-                        let Some(s) = self.store.session(mid, 1, talker).await? else {
+                        let Some(s) = self.store.moved_session(mid, talker).await? else {
                             continue;
                         };
-                        // As `sessions_moved_after` chooses them.
-                        let (Some(conv_id), false, false) = (s.conv_id, s.removed, s.is_intercept)
-                        else {
-                            continue;
-                        };
-                        if s.last_seqno == 0 {
-                            continue;
-                        }
                         c.seen_ts = c.seen_ts.max(s.session_ts);
                         self.deliver_session(
                             mid,
                             &mut c,
                             (1, talker),
-                            conv_id,
+                            s.conv_id,
                             s.max_seqno,
                             &mut out,
                         )
@@ -403,11 +406,6 @@ impl Service {
         for u in std::mem::take(&mut c.unfinished) {
             if out.len() >= MAX_PER_LOOK {
                 c.unfinished.push(u);
-                continue;
-            }
-            if u.conv_id == 0 {
-                // A look that left sessions unread: this one (a full look, see `behind`)
-                // reads them.
                 continue;
             }
             self.deliver_session(mid, c, u.session, u.conv_id, u.max, out)
@@ -491,5 +489,111 @@ impl Service {
         }
         cursor.delivered.insert(session, max.max(begin));
         Ok(())
+    }
+}
+
+/// One open stream of a user's new messages ([`Service::open_events`]).
+pub struct EventStream {
+    svc: std::sync::Arc<Service>,
+    mid: u64,
+    sessdata: Option<String>,
+    changes: Subscription,
+    closing: tokio::sync::watch::Receiver<bool>,
+    cursor: Cursor,
+    pending: std::collections::VecDeque<MessageEvent>,
+    /// Look before waiting (the first look, and after a write that concerns the caller).
+    look_now: bool,
+    next_poll: tokio::time::Instant,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.svc.unsubscribe(self.mid, &self.changes);
+    }
+}
+
+impl EventStream {
+    /// The key the stream starts after.
+    pub fn start_key(&self) -> u64 {
+        self.cursor.start_key
+    }
+
+    /// The next message to send; `None` ends the stream (shutdown, the login ended, or a
+    /// newer stream of the user took its place).
+    pub async fn next(&mut self) -> Option<MessageEvent> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        loop {
+            if *self.closing.borrow() {
+                return None;
+            }
+            if tokio::time::Instant::now() >= self.next_poll {
+                // The login may have ended meanwhile (checked while messages flow too).
+                self.next_poll = tokio::time::Instant::now() + self.svc.events_poll();
+                match self.svc.authenticate(self.sessdata.as_deref()).await {
+                    Ok(c) if c.mid == self.mid => {}
+                    _ => return None,
+                }
+                if self.pending.is_empty() {
+                    self.look_now = true;
+                }
+            }
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            // A full look (the first one, every poll, and when changes were missed), or a look
+            // at the sessions this process's writes changed.
+            let mut full = std::mem::take(&mut self.look_now);
+            let mut changed: Vec<Changed> = Vec::new();
+            if !full {
+                let evicted = self.changes.evicted.clone();
+                tokio::select! {
+                    _ = self.closing.changed() => return None,
+                    _ = evicted.notified() => return None,
+                    r = self.changes.user.recv() => match r {
+                        Ok(c) => changed.push(c),
+                        Err(RecvError::Lagged(_)) => full = true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    r = self.changes.groups.recv() => match r {
+                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => continue,
+                        Ok(c) => changed.push(c),
+                        Err(RecvError::Lagged(_)) => full = true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    // The poll: checked at the top of the loop.
+                    _ = tokio::time::sleep_until(self.next_poll) => continue,
+                }
+            }
+            // Whatever else was written meanwhile is in this look.
+            for rx in [&mut self.changes.user, &mut self.changes.groups] {
+                loop {
+                    match rx.try_recv() {
+                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => {}
+                        Ok(c) if !changed.contains(&c) => changed.push(c),
+                        Ok(_) => {}
+                        Err(TryRecvError::Lagged(_)) => full = true,
+                        Err(_) => break,
+                    }
+                }
+            }
+            let events = if full {
+                self.svc.new_events(self.mid, &mut self.cursor).await
+            } else {
+                self.svc
+                    .events_of(self.mid, &mut self.cursor, &changed)
+                    .await
+            };
+            match events {
+                Ok(events) => {
+                    self.pending.extend(events);
+                    // Cut short: the next look goes on at once.
+                    self.look_now = self.cursor.behind();
+                }
+                Err(e) => {
+                    // Looked at again at the next poll.
+                    tracing::warn!(mid = self.mid, error = %e, "event stream look failed");
+                }
+            }
+        }
     }
 }

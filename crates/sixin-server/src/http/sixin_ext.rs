@@ -7,7 +7,6 @@ use axum::Router;
 use serde::Serialize;
 
 use super::{Api, ApiReq, AppState};
-use crate::domain::events::{Changed, Cursor, MessageEvent, Subscription};
 use crate::domain::DomainError;
 use crate::store::{AutoReplies, KeywordReply};
 
@@ -19,11 +18,12 @@ pub fn routes() -> Router<AppState> {
         .route("/sixin/v1/events", get(events))
 }
 
-/// `GET /sixin/v1/events`: the caller's new messages as server-sent events, one `message`
-/// event per message (`id` its `msg_key`, `data` a [`MessageEvent`]), from the moment of the
-/// request on, or after the `msg_key` in `Last-Event-ID` (or the `last_event_id` parameter)
-/// when resuming. A comment every 15 s keeps idle connections open. The login is checked
-/// again at every poll: a stream of a login that ended is closed.
+/// `GET /sixin/v1/events`: the caller's new messages as server-sent events (see
+/// [`crate::domain::events`]): an `open` event whose id is the key the stream starts after,
+/// then one `message` event per message (`id` its `msg_key`, `data` a
+/// [`crate::domain::events::MessageEvent`]), from now on, or resumed from the `msg_key` in
+/// `Last-Event-ID` (or the `last_event_id` parameter). A comment every 15 s keeps idle
+/// connections open.
 async fn events(
     State(svc): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -41,33 +41,22 @@ async fn events(
             .get_nonempty("last_event_id")
             .map(super::parse_u64),
     };
-    let cursor = match resume {
-        None => svc.cursor_now(),
-        Some(Some(key)) => Cursor::resume_after(key, svc.cursor_now().start_key()),
+    let resume = match resume {
         Some(None) => {
             return Api::<()>(Err(DomainError::BadRequest("last_event_id"))).into_response()
         }
+        Some(key) => key,
+        None => None,
     };
     let sessdata = req.cookie("SESSDATA").map(str::to_string);
-    let next_poll = tokio::time::Instant::now() + svc.events_poll();
-    let state = Feed {
-        changes: svc.subscribe(caller.mid),
-        closing: svc.closing(),
-        svc,
-        mid: caller.mid,
-        sessdata,
-        cursor,
-        pending: std::collections::VecDeque::new(),
-        look_now: true,
-        next_poll,
-    };
+    let stream = svc.open_events(caller.mid, sessdata, resume);
     // First an `open` event whose id is where the stream starts: a client that reconnects
     // before any message came resumes from there.
     let open = axum::response::sse::Event::default()
         .event("open")
-        .id(state.cursor.start_key().to_string())
+        .id(stream.start_key().to_string())
         .data("{}");
-    let messages = futures_util::stream::unfold(state, |mut f| async move {
+    let messages = futures_util::stream::unfold(stream, |mut f| async move {
         let e = f.next().await?;
         let event = axum::response::sse::Event::default()
             .event("message")
@@ -75,116 +64,16 @@ async fn events(
             .data(serde_json::to_string(&e).unwrap_or_default());
         Some((Ok::<_, std::convert::Infallible>(event), f))
     });
-    let stream = futures_util::StreamExt::chain(
+    let events = futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok(open) }),
         messages,
     );
-    axum::response::sse::Sse::new(stream)
+    axum::response::sse::Sse::new(events)
         .keep_alive(axum::response::sse::KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
 
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// One stream's state.
-struct Feed {
-    svc: AppState,
-    mid: u64,
-    sessdata: Option<String>,
-    changes: Subscription,
-    closing: tokio::sync::watch::Receiver<bool>,
-    cursor: Cursor,
-    pending: std::collections::VecDeque<MessageEvent>,
-    /// Look before waiting (the first look, and after a write that concerns the caller).
-    look_now: bool,
-    next_poll: tokio::time::Instant,
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        self.svc.unsubscribe(self.mid, &self.changes);
-    }
-}
-
-impl Feed {
-    /// The next message to send; `None` ends the stream.
-    async fn next(&mut self) -> Option<MessageEvent> {
-        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-        loop {
-            if *self.closing.borrow() {
-                return None;
-            }
-            if tokio::time::Instant::now() >= self.next_poll {
-                // The login may have ended meanwhile (checked while messages flow too).
-                self.next_poll = tokio::time::Instant::now() + self.svc.events_poll();
-                match self.svc.authenticate(self.sessdata.as_deref()).await {
-                    Ok(c) if c.mid == self.mid => {}
-                    _ => return None,
-                }
-                if self.pending.is_empty() {
-                    self.look_now = true;
-                }
-            }
-            if let Some(e) = self.pending.pop_front() {
-                return Some(e);
-            }
-            // A full look (the first one, every poll, and when changes were missed), or a look
-            // at the sessions this process's writes changed.
-            let mut full = std::mem::take(&mut self.look_now);
-            let mut changed: Vec<Changed> = Vec::new();
-            if !full {
-                let evicted = self.changes.evicted.clone();
-                tokio::select! {
-                    _ = self.closing.changed() => return None,
-                    _ = evicted.notified() => return None,
-                    r = self.changes.user.recv() => match r {
-                        Ok(c) => changed.push(c),
-                        Err(RecvError::Lagged(_)) => full = true,
-                        Err(RecvError::Closed) => return None,
-                    },
-                    r = self.changes.groups.recv() => match r {
-                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => continue,
-                        Ok(c) => changed.push(c),
-                        Err(RecvError::Lagged(_)) => full = true,
-                        Err(RecvError::Closed) => return None,
-                    },
-                    // The poll: checked at the top of the loop.
-                    _ = tokio::time::sleep_until(self.next_poll) => continue,
-                }
-            }
-            // Whatever else was written meanwhile is in this look.
-            for rx in [&mut self.changes.user, &mut self.changes.groups] {
-                loop {
-                    match rx.try_recv() {
-                        Ok(Changed::Group(g)) if !self.cursor.may_concern(g) => {}
-                        Ok(c) if !changed.contains(&c) => changed.push(c),
-                        Ok(_) => {}
-                        Err(TryRecvError::Lagged(_)) => full = true,
-                        Err(_) => break,
-                    }
-                }
-            }
-            let events = if full {
-                self.svc.new_events(self.mid, &mut self.cursor).await
-            } else {
-                self.svc
-                    .events_of(self.mid, &mut self.cursor, &changed)
-                    .await
-            };
-            match events {
-                Ok(events) => {
-                    self.pending.extend(events);
-                    // Cut short: the next look goes on at once.
-                    self.look_now = self.cursor.behind();
-                }
-                Err(e) => {
-                    // Looked at again at the next poll.
-                    tracing::warn!(mid = self.mid, error = %e, "event stream look failed");
-                }
-            }
-        }
-    }
-}
 
 /// `data` of `/sixin/v1/settings`.
 #[derive(Debug, Serialize)]

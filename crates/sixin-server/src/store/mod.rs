@@ -513,6 +513,9 @@ pub trait Store: Send + Sync + 'static {
         after: (i64, u64),
         limit: u32,
     ) -> Result<Vec<MovedSession>>;
+    /// The session of `owner` with `talker`, if it is one [`Store::sessions_moved_after`]
+    /// would choose.
+    async fn moved_session(&self, owner: u64, talker: u64) -> Result<Option<MovedSession>>;
     /// Which of `talkers` `owner` has a (visible) session with.
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>>;
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>>;

@@ -1222,6 +1222,20 @@ async fn pair_state_in<E: Exec>(c: &mut E, a: u64, b: u64) -> Result<PairState> 
     Ok(st)
 }
 
+/// The user sessions an event stream looks at (see [`Store::sessions_moved_after`]).
+const MOVED_SESSIONS: &str = "SELECT talker_id, conv_id, session_ts, conv_max FROM sessions \
+    WHERE owner = $1 AND session_type = 1 AND last_seqno > 0 AND removed = 0 \
+    AND is_intercept = 0 AND conv_id IS NOT NULL";
+
+fn decode_moved(r: &dyn Get) -> Result<MovedSession> {
+    Ok(MovedSession {
+        talker_id: r.u64("talker_id")?,
+        conv_id: r.i64("conv_id")?,
+        session_ts: r.i64("session_ts")?,
+        max_seqno: r.u64("conv_max")?,
+    })
+}
+
 /// Whether what the pair's sessions say (`a` the sender) may decide a send's checks when read
 /// again inside its write: only while the receiver neither follows the sender nor ever wrote
 /// to them by hand (a count that only grows) does the one-message rule depend on them. Changes
@@ -1919,23 +1933,25 @@ impl Store for SqlStore {
         (ts, talker): (i64, u64),
         limit: u32,
     ) -> Result<Vec<MovedSession>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{MOVED_SESSIONS} AND (session_ts > $2 OR (session_ts = $2 AND talker_id > $3)) \
+                 ORDER BY session_ts, talker_id LIMIT $4"
+            )
+        });
         self.rows(
-            "SELECT talker_id, conv_id, session_ts, conv_max FROM sessions \
-             WHERE owner = $1 AND session_type = 1 AND (session_ts > $2 \
-             OR (session_ts = $2 AND talker_id > $3)) AND last_seqno > 0 AND removed = 0 \
-             AND is_intercept = 0 AND conv_id IS NOT NULL \
-             ORDER BY session_ts, talker_id LIMIT $4",
+            &SQL,
             args![i(owner), ts, i(talker), i64::from(limit)],
-            |r| {
-                Ok(MovedSession {
-                    talker_id: r.u64("talker_id")?,
-                    conv_id: r.i64("conv_id")?,
-                    session_ts: r.i64("session_ts")?,
-                    max_seqno: r.u64("conv_max")?,
-                })
-            },
+            decode_moved,
         )
         .await
+    }
+
+    async fn moved_session(&self, owner: u64, talker: u64) -> Result<Option<MovedSession>> {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{MOVED_SESSIONS} AND talker_id = $2"));
+        self.row(&SQL, args![i(owner), i(talker)], decode_moved)
+            .await
     }
 
     async fn talkers_with_sessions(&self, owner: u64, talkers: &[u64]) -> Result<Vec<u64>> {
