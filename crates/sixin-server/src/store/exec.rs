@@ -443,6 +443,18 @@ impl Readers {
     }
 }
 
+/// A fresh SQLite file in its own folder, opened natively (unit tests); remove the folder
+/// when done.
+#[cfg(test)]
+pub(crate) fn scratch(tag: &str) -> (Native, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sixin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.db");
+    rusqlite::Connection::open(&path).unwrap();
+    (Native::open(path.to_str().unwrap(), "").unwrap(), dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,14 +477,9 @@ mod tests {
 
     #[test]
     fn native_rows_find_columns_whatever_the_decoder_asks_row_by_row() {
-        let dir = std::env::temp_dir().join(format!("sixin-exec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        rusqlite::Connection::open(&path).unwrap();
-        let mut c = Native::open(path.to_str().unwrap(), "").unwrap();
-        c.batch("CREATE TABLE IF NOT EXISTS t (k INTEGER, a INTEGER, b TEXT, c INTEGER)")
+        let (mut c, dir) = scratch("exec");
+        c.batch("CREATE TABLE t (k INTEGER, a INTEGER, b TEXT, c INTEGER)")
             .unwrap();
-        c.batch("DELETE FROM t").unwrap();
         c.batch(
             "INSERT INTO t VALUES (1, 10, 'x', 100), (2, NULL, NULL, 200), (3, 30, 'z', 300), \
              (4, NULL, NULL, 400)",

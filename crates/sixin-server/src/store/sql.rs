@@ -2670,12 +2670,7 @@ mod tests {
     /// the count over, and the rows hold the tally once the batch is committed.
     #[test]
     fn a_batch_counts_each_hit_and_leaves_the_rows_at_its_tally() {
-        let dir = std::env::temp_dir().join(format!("sixin-tally-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        rusqlite::Connection::open(&path).unwrap();
-        let mut c = Native::open(path.to_str().unwrap(), "").unwrap();
+        let (mut c, dir) = crate::store::exec::scratch("tally");
         c.batch(
             "CREATE TABLE rate_counters (key TEXT PRIMARY KEY, win INTEGER NOT NULL, \
              count INTEGER NOT NULL)",
