@@ -232,13 +232,11 @@ scenario_with!(events_stream_new_messages, no_polling);
 async fn events_stream_group_messages(s: &Server) {
     let owner = s.user("owner").await;
     let m = s.user("m").await;
-    let v = groups::create_group_with(s, json!({"owner": owner.mid, "name": "g"})).await;
-    let g = v["group_id"].as_u64().expect("group_id");
+    let g = groups::group_of(s, &owner, "g").await;
     groups::join(s, g, &m).await;
 
     let mut stream = Stream::open(s, &m, None).await;
-    let form = groups::gform(&owner, g, 1, &json!({"content": "大家好"}).to_string());
-    ok(&s.post(&owner, "/web_im/v1/web_im/send_msg", &form).await);
+    groups::gsay(s, &owner, g, "大家好", &[]).await;
     let history = messages(s, &m, g, 2).await;
     let last = history.last().expect("the group's message");
     assert_eq!(last["content"], json!({"content": "大家好"}).to_string());
@@ -310,14 +308,12 @@ scenario_with!(events_stream_catches_up_over_several_looks, unlimited);
 async fn events_stream_group_joined_later(s: &Server) {
     let owner = s.user("owner").await;
     let m = s.user("m").await;
-    let v = groups::create_group_with(s, json!({"owner": owner.mid, "name": "g"})).await;
-    let g = v["group_id"].as_u64().expect("group_id");
+    let g = groups::group_of(s, &owner, "g").await;
     let mut stream = Stream::open(s, &m, None).await;
     // Let the first look find m in no group.
     stream.quiet_for(Duration::from_millis(300)).await;
     groups::join(s, g, &m).await;
-    let form = groups::gform(&owner, g, 1, &json!({"content": "欢迎"}).to_string());
-    ok(&s.post(&owner, "/web_im/v1/web_im/send_msg", &form).await);
+    groups::gsay(s, &owner, g, "欢迎", &[]).await;
     let history = messages(s, &m, g, 2).await;
     assert!(!history.is_empty());
     let from_start: Vec<Event> = history

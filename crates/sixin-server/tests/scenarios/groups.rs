@@ -31,14 +31,14 @@ async fn clock_us(s: &Server) -> i64 {
 }
 
 /// Creates a group through the admin API; returns its answer.
-pub(crate) async fn create_group_with(s: &Server, body: Value) -> Value {
+async fn create_group_with(s: &Server, body: Value) -> Value {
     let (code, v) = s.admin(Method::POST, "/groups", Some(body)).await;
     assert_eq!(code, 200, "{v}");
     v
 }
 
 /// A group of `owner` named `name`; returns its id.
-async fn group_of(s: &Server, owner: &User, name: &str) -> u64 {
+pub(crate) async fn group_of(s: &Server, owner: &User, name: &str) -> u64 {
     s.advance_clock(1000).await;
     let v = create_group_with(s, json!({"owner": owner.mid, "name": name})).await;
     v["group_id"].as_u64().expect("group_id")
@@ -89,12 +89,7 @@ async fn dissolve(s: &Server, g: u64) -> Value {
 }
 
 /// A send_msg form to fan group `g`.
-pub(crate) fn gform(
-    from: &User,
-    g: u64,
-    msg_type: u32,
-    content: &str,
-) -> Vec<(&'static str, String)> {
+fn gform(from: &User, g: u64, msg_type: u32, content: &str) -> Vec<(&'static str, String)> {
     let mut f = Server::send_form(from, g, msg_type, content);
     for p in f.iter_mut() {
         if p.0 == "msg[receiver_type]" {
@@ -122,7 +117,13 @@ async fn gsend(
 }
 
 /// One second on, then a text to group `g` that must succeed; returns its msg_key.
-async fn gsay(s: &Server, from: &User, g: u64, t: &str, extra: &[(&'static str, String)]) -> u64 {
+pub(crate) async fn gsay(
+    s: &Server,
+    from: &User,
+    g: u64,
+    t: &str,
+    extra: &[(&'static str, String)],
+) -> u64 {
     s.advance_clock(1000).await;
     let v = gsend(s, from, g, t, extra).await;
     ok(&v)["msg_key"]
