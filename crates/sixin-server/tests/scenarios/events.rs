@@ -42,7 +42,10 @@ impl Stream {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
-        let resp = req.send().await.expect("request");
+        Stream::from_response(req.send().await.expect("request")).await
+    }
+
+    async fn from_response(resp: reqwest::Response) -> Stream {
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(
             resp.headers()["content-type"].to_str().unwrap(),
@@ -243,6 +246,32 @@ async fn events_stream_group_messages(s: &Server) {
     assert_eq!(stream.next().await, expected(2, g, last));
 }
 scenario_with!(events_stream_group_messages, no_polling);
+
+/// A resume may name its key as the `last_event_id` parameter too (a client that cannot set
+/// headers on its first request).
+async fn events_stream_resume_by_parameter(s: &Server) {
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    befriend(s, &a, &b).await;
+    let k = s.send_text(&a, &b, "one").await;
+    let k2 = s.send_text(&a, &b, "two").await;
+    let resp = s
+        .http
+        .get(s.url(EVENTS))
+        .header("Cookie", b.cookie())
+        .query(&[("last_event_id", k.to_string())])
+        .send()
+        .await
+        .expect("request");
+    let mut stream = Stream::from_response(resp).await;
+    assert_eq!(stream.start, k - (5000u64 << 22));
+    let ab = messages(s, &b, a.mid, 1).await;
+    assert_eq!(ab[1]["msg_key"], k2);
+    // Within the margin: both, in key order.
+    assert_eq!(stream.next().await, expected(1, a.mid, &ab[0]));
+    assert_eq!(stream.next().await, expected(1, a.mid, &ab[1]));
+}
+scenario_with!(events_stream_resume_by_parameter, no_polling);
 
 /// A resume from a key in the future resumes from now (with the margin a resume has).
 async fn events_stream_resume_from_the_future(s: &Server) {
