@@ -8,6 +8,19 @@ pub const SEQ_BITS: u32 = 12;
 pub const MAX_NODES: u16 = 1 << NODE_BITS;
 /// The first millisecond a key can't express (2039-09-07): 41 bits of Unix milliseconds.
 pub const MAX_KEY_MS: i64 = 1 << (63 - NODE_BITS - SEQ_BITS);
+/// Bits below a key's milliseconds.
+const MS_SHIFT: u32 = NODE_BITS + SEQ_BITS;
+
+/// The Unix millisecond a key was made in.
+pub fn key_ms(key: u64) -> i64 {
+    (key >> MS_SHIFT) as i64
+}
+
+/// How far keys move in `ms` milliseconds (the first key of millisecond `ms`, counted from
+/// the epoch); negative counts as 0.
+pub fn ms_keys(ms: i64) -> u64 {
+    (ms.max(0) as u64) << MS_SHIFT
+}
 
 #[derive(Debug)]
 pub struct KeyGen {
@@ -41,7 +54,7 @@ impl KeyGen {
             (last_ms + 1, 0)
         };
         *st = (ms, seq);
-        ((ms.max(0) as u64) << (NODE_BITS + SEQ_BITS)) | (self.node << SEQ_BITS) | seq
+        ms_keys(ms) | (self.node << SEQ_BITS) | seq
     }
 }
 
@@ -62,5 +75,16 @@ mod tests {
         }
         // The clock going back does not make keys go back.
         assert!(g.next(1_600_000_000_000) > last);
+    }
+
+    #[test]
+    fn a_key_tells_its_millisecond() {
+        let g = KeyGen::new(1023);
+        let k = g.next(1_700_000_000_123);
+        assert_eq!(key_ms(k), 1_700_000_000_123);
+        // The first key of a millisecond, and the keys of 5 s.
+        assert_eq!(ms_keys(1_700_000_000_123), k & !((1 << 22) - 1));
+        assert_eq!(key_ms(k - ms_keys(5000)), 1_699_999_995_123);
+        assert_eq!(ms_keys(-1), 0);
     }
 }

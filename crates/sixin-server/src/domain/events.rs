@@ -116,10 +116,9 @@ impl Cursor {
     /// A stream of what is stored after `key`. A resume (`Last-Event-ID`) starts
     /// [`RESUME_MARGIN_MS`] of keys earlier, see [`Cursor::resume_after`].
     fn after_key(key: u64) -> Cursor {
-        let ms = (key >> (crate::ids::NODE_BITS + crate::ids::SEQ_BITS)) as i64;
         Cursor {
             start_key: key,
-            seen_ts: ms.saturating_mul(1000),
+            seen_ts: crate::ids::key_ms(key).saturating_mul(1000),
             delivered: HashMap::new(),
             unfinished: Vec::new(),
             rescan: false,
@@ -132,8 +131,10 @@ impl Cursor {
     /// client never got (one whose write committed after a later key's) is not lost; what the
     /// client got again it recognises by its `msg_key`. A key from the future counts as `now`.
     fn resume_after(key: u64, now: u64) -> Cursor {
-        let margin = (RESUME_MARGIN_MS as u64) << (crate::ids::NODE_BITS + crate::ids::SEQ_BITS);
-        Cursor::after_key(key.min(now).saturating_sub(margin))
+        Cursor::after_key(
+            key.min(now)
+                .saturating_sub(crate::ids::ms_keys(RESUME_MARGIN_MS)),
+        )
     }
 
     /// Whether a write to fan group `group` may concern the stream (its user was a member at
@@ -186,6 +187,32 @@ impl Service {
             Peer::Group { group_id, .. } => Changed::Group(group_id),
         });
         Ok(stored)
+    }
+
+    /// A send to a person, checked and stored ([`crate::store::Store::send_to_person`], the
+    /// maintenance switch being [`super::relations::MAINTENANCE_FLAG`]); tells the streams
+    /// when something was stored.
+    pub(crate) async fn store_person_send(
+        &self,
+        sender: u64,
+        receiver: u64,
+        check: crate::store::SendCheck,
+        key_of: KeyFn,
+    ) -> crate::store::Result<crate::store::PersonSend> {
+        let sent = self
+            .store
+            .send_to_person(
+                sender,
+                receiver,
+                super::relations::MAINTENANCE_FLAG,
+                check,
+                key_of,
+            )
+            .await?;
+        if sent.stored.is_ok() {
+            self.changed(Changed::Pair(sender, receiver));
+        }
+        Ok(sent)
     }
 
     /// Ends every event stream (the server is shutting down).
@@ -281,7 +308,7 @@ impl Service {
             if c.groups.is_none() || self.store.any_session_since(mid, from).await? {
                 // Fan groups first: they are few. All of them, to know which writes concern
                 // the stream.
-                let groups = self.group_views(mid, None, None).await?;
+                let groups = self.group_views(mid, None).await?;
                 c.groups = Some(groups.iter().map(|g| g.talker_id).collect());
                 // How far this look got: the newest session time it went through completely.
                 let mut seen = c.seen_ts;
@@ -374,7 +401,7 @@ impl Service {
                         .await?;
                     }
                     Changed::Group(g) => {
-                        for v in self.group_views(mid, Some(g), None).await? {
+                        for v in self.group_views(mid, Some(g)).await? {
                             let Some(conv_id) = v.conv_id else { continue };
                             c.seen_ts = c.seen_ts.max(v.session_ts);
                             self.deliver_session(
@@ -414,12 +441,11 @@ impl Service {
         Ok(c.unfinished.is_empty())
     }
 
-    /// `mid`'s views of their fan groups (one group, or those that moved after `after`).
+    /// `mid`'s views of their fan groups (all of them, or one).
     async fn group_views(
         &self,
         mid: u64,
         group_id: Option<u64>,
-        after: Option<i64>,
     ) -> Result<Vec<crate::store::SessionRow>> {
         Ok(self
             .store
@@ -427,7 +453,7 @@ impl Service {
                 mid,
                 &GroupQuery {
                     group_id,
-                    after,
+                    after: None,
                     before: None,
                     include_removed: false,
                 },

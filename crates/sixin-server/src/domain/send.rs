@@ -297,11 +297,9 @@ impl Service {
         let now_ms = self.clock.now_ms();
         let keys = self.keys.clone();
         let sent = self
-            .store
-            .send_to_person(
+            .store_person_send(
                 sender,
                 req.receiver_id,
-                relations::MAINTENANCE_FLAG,
                 check,
                 std::sync::Arc::new(move || keys.next(now_ms)),
             )
@@ -309,10 +307,7 @@ impl Service {
             .map_err(insert_refusal)?;
         let reads = sent.reads;
         let stored = match sent.stored {
-            Ok(stored) => {
-                self.changed(super::events::Changed::Pair(sender, req.receiver_id));
-                stored
-            }
+            Ok(stored) => stored,
             Err(DomainError::Maintenance) => {
                 // 7 in maintenance: the counters are counted on their own, and the first
                 // over its limit answers before maintenance does.
