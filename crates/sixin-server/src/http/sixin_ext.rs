@@ -34,14 +34,12 @@ async fn events(
         Ok(c) => c,
         Err(e) => return Api::<()>(Err(e)).into_response(),
     };
-    let resume = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(super::parse_u64)),
-        None => req
-            .params
-            .get_nonempty("last_event_id")
-            .map(super::parse_u64),
+    // The header as sent (a value that is not text is no key either), or the parameter.
+    let named = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().unwrap_or_default()),
+        None => req.params.get_nonempty("last_event_id"),
     };
-    let resume = match resume {
+    let resume = match named.map(super::parse_u64) {
         Some(None) => {
             return Api::<()>(Err(DomainError::BadRequest("last_event_id"))).into_response()
         }

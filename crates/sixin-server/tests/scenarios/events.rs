@@ -36,9 +36,7 @@ impl Stream {
         user: &User,
         last_event_id: Option<&str>,
     ) -> Stream {
-        let mut req = http
-            .get(format!("{base}{EVENTS}"))
-            .header("Cookie", user.cookie());
+        let mut req = events_request(http, base, user);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
@@ -120,6 +118,12 @@ impl Stream {
         let got = tokio::time::timeout(wait, self.next_within(wait * 2)).await;
         assert!(got.is_err(), "unexpected event: {got:?}");
     }
+}
+
+/// A request for `user`'s stream from the server at `base`.
+fn events_request(http: &reqwest::Client, base: &str, user: &User) -> reqwest::RequestBuilder {
+    http.get(format!("{base}{EVENTS}"))
+        .header("Cookie", user.cookie())
 }
 
 /// The message objects of `viewer`'s conversation with `talker`, oldest first.
@@ -255,10 +259,7 @@ async fn events_stream_resume_by_parameter(s: &Server) {
     befriend(s, &a, &b).await;
     let k = s.send_text(&a, &b, "one").await;
     let k2 = s.send_text(&a, &b, "two").await;
-    let resp = s
-        .http
-        .get(s.url(EVENTS))
-        .header("Cookie", b.cookie())
+    let resp = events_request(&s.http, &s.base, &b)
         .query(&[("last_event_id", k.to_string())])
         .send()
         .await
@@ -388,11 +389,13 @@ async fn events_stream_bad_requests(s: &Server) {
     assert_eq!(resp.status().as_u16(), 200);
     assert_err(&resp.json::<Value>().await.unwrap(), -101, "账号未登录");
     let a = s.user("a").await;
-    for bad in ["abc", "-1", "18446744073709551616", ""] {
-        let resp = s
-            .http
-            .get(s.url(EVENTS))
-            .header("Cookie", a.cookie())
+    let not_text = reqwest::header::HeaderValue::from_bytes(b"1\xff").unwrap();
+    for bad in ["abc", "-1", "18446744073709551616", ""]
+        .map(reqwest::header::HeaderValue::from_static)
+        .into_iter()
+        .chain([not_text])
+    {
+        let resp = events_request(&s.http, &s.base, &a)
             .header("Last-Event-ID", bad)
             .send()
             .await
@@ -400,10 +403,7 @@ async fn events_stream_bad_requests(s: &Server) {
         assert_eq!(resp.status().as_u16(), 200);
         assert_err(&resp.json::<Value>().await.unwrap(), -400, "请求错误");
     }
-    let resp = s
-        .http
-        .get(s.url(EVENTS))
-        .header("Cookie", a.cookie())
+    let resp = events_request(&s.http, &s.base, &a)
         .query(&[("last_event_id", "x1")])
         .send()
         .await
