@@ -443,13 +443,20 @@ impl Readers {
     }
 }
 
+/// A fresh, empty folder of this process (unit tests); remove it when done.
+#[cfg(test)]
+pub(crate) fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sixin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A fresh SQLite file in its own folder, opened natively (unit tests); remove the folder
 /// when done.
 #[cfg(test)]
 pub(crate) fn scratch(tag: &str) -> (Native, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sixin-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(tag);
     let path = dir.join("t.db");
     rusqlite::Connection::open(&path).unwrap();
     (Native::open(path.to_str().unwrap(), "").unwrap(), dir)

@@ -2737,13 +2737,11 @@ mod tests {
             .unwrap()
     }
 
-    /// A database the store creates gets SQLITE_PAGE_SIZE pages; one that exists keeps its own
+    /// A database the store creates gets 2048-byte pages; one that exists keeps its own
     /// (and is still opened and migrated).
     #[tokio::test]
     async fn a_new_database_gets_the_store_page_size_and_an_old_one_keeps_its_own() {
-        let dir = std::env::temp_dir().join(format!("sixin-pagesize-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::store::exec::scratch_dir("pagesize");
         let config = |file: &std::path::Path| Config {
             database: format!("sqlite://{}", file.display()),
             ..Config::default()
@@ -2754,7 +2752,6 @@ mod tests {
         assert_eq!(store.user_count().await.unwrap(), 0);
         drop(store);
         assert_eq!(page_size(&new), 2048);
-        assert_eq!(SQLITE_PAGE_SIZE, 2048);
 
         let old = dir.join("old.db");
         rusqlite::Connection::open(&old)
