@@ -143,13 +143,13 @@ impl Events {
                         self.recent.pop_front();
                     }
                     self.recent.push_back(key);
-                    self.last = Some(self.last.map_or(key, |l| l.max(key)));
+                    self.reached(key);
                     return Ok(m);
                 }
                 // The stream's start (`open`), and kinds for newer clients: only the position.
                 Some(Ok(ev)) => {
                     if let Ok(k) = ev.id.parse::<u64>() {
-                        self.last = Some(self.last.map_or(k, |l| l.max(k)));
+                        self.reached(k);
                     }
                 }
                 Some(Err(e)) => {
@@ -159,6 +159,11 @@ impl Events {
                 None => self.raw = None,
             }
         }
+    }
+
+    /// The stream got as far as `key`: a reconnect resumes from there.
+    fn reached(&mut self, key: u64) {
+        self.last = Some(self.last.map_or(key, |l| l.max(key)));
     }
 
     /// The `msg_key` of the last message received (or the one the stream started after).
