@@ -114,6 +114,10 @@ impl Service {
         let key = |r: &SessionRow| sort.time_of(r);
         let mut pinned = Vec::new();
         let mut rest = Vec::new();
+        let system_mids: Vec<u64> = system::SYSTEM_ACCOUNTS.iter().map(|a| a.mid).collect();
+        // Which system accounts the caller has sessions with: read with a first page of user
+        // sessions when there is one, else on its own.
+        let mut present = None;
         if let Some(kind) = kind {
             let page = SessionQuery {
                 kind,
@@ -133,7 +137,12 @@ impl Service {
                     limit: MAX_PINNED,
                     ..page
                 };
-                (pinned, rest) = self.store.first_sessions(caller.mid, &pins, &page).await?;
+                let first = self
+                    .store
+                    .first_sessions(caller.mid, &pins, &page, &system_mids)
+                    .await?;
+                (pinned, rest) = (first.pinned, first.page);
+                present = Some(first.talkers_present);
             } else {
                 rest = self.store.sessions(caller.mid, &page).await?;
             }
@@ -183,11 +192,14 @@ impl Service {
         }
         let mut rows = pinned;
         rows.extend(rest);
-        let system_mids: Vec<u64> = system::SYSTEM_ACCOUNTS.iter().map(|a| a.mid).collect();
-        let present = self
-            .store
-            .talkers_with_sessions(caller.mid, &system_mids)
-            .await?;
+        let present = match present {
+            Some(p) => p,
+            None => {
+                self.store
+                    .talkers_with_sessions(caller.mid, &system_mids)
+                    .await?
+            }
+        };
         let system_msg = (!present.is_empty()).then(|| {
             system::SYSTEM_ACCOUNTS
                 .iter()

@@ -269,6 +269,14 @@ impl SortBy {
     }
 }
 
+/// What [`Store::first_sessions`] reads.
+#[derive(Debug)]
+pub struct FirstSessions {
+    pub pinned: Vec<SessionRow>,
+    pub page: Vec<SessionRow>,
+    pub talkers_present: Vec<u64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionQuery {
     pub kind: ListKind,
@@ -491,14 +499,16 @@ pub trait Store: Send + Sync + 'static {
         talker_id: u64,
     ) -> Result<Option<SessionRow>>;
     async fn sessions(&self, owner: u64, query: &SessionQuery) -> Result<Vec<SessionRow>>;
-    /// A first page: the pinned sessions (`pinned`, newest pin first) and the page (`page`,
-    /// in its order), read together.
+    /// A first page: the pinned sessions (`pinned`, newest pin first), the page (`page`, in
+    /// its order) and which of `talkers` have sessions with messages (as
+    /// [`Store::talkers_with_sessions`]), read together.
     async fn first_sessions(
         &self,
         owner: u64,
         pinned: &SessionQuery,
         page: &SessionQuery,
-    ) -> Result<(Vec<SessionRow>, Vec<SessionRow>)>;
+        talkers: &[u64],
+    ) -> Result<FirstSessions>;
     /// Whether any user or fan-group session of `owner` moved after `since` (a superset of
     /// what `sessions_since` and `group_sessions` with `after: since` return): the cheap
     /// answer to an idle poller.

@@ -1192,6 +1192,79 @@ fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
     sql
 }
 
+/// See [`Store::talkers_with_sessions`]: one primary-key read per talker (`$2`...), joined with
+/// `UNION ALL`: no temporary table for an IN list, and on PostgreSQL no generic plan that scans
+/// every session of an owner with thousands.
+fn talkers_sql(n: usize) -> String {
+    (0..n)
+        .map(|k| {
+            format!(
+                "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 \
+                 AND talker_id = ${} AND last_seqno > 0",
+                k + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+fn talkers_args(owner: u64, talkers: &[u64]) -> Vec<Arg> {
+    let mut args = Vec::from(args![i(owner)]);
+    args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
+    args
+}
+
+/// See [`Store::first_sessions`], on one connection. With `one_statement` (PostgreSQL: a round
+/// trip fewer) the pinned sessions and the page are one `UNION ALL`; otherwise (SQLite, inside
+/// one read transaction) two statements, which spares the copy of every column a compound of
+/// ordered parts makes through its subqueries.
+async fn first_sessions_in<E: Exec>(
+    c: &mut E,
+    one_statement: bool,
+    owner: u64,
+    pinned: &SessionQuery,
+    page: &SessionQuery,
+    talkers: &[u64],
+) -> Result<FirstSessions> {
+    let (mut top, mut rest) = if one_statement {
+        let mut args = Vec::from(args![i(owner)]);
+        let sql = format!(
+            "SELECT * FROM ({}) AS pinned UNION ALL SELECT * FROM ({}) AS page",
+            session_list_sql(pinned, &mut args),
+            session_list_sql(page, &mut args)
+        );
+        // A compound statement keeps no order of its own: each part is put back in its order.
+        c.all(&sql, &args, decode_session)
+            .await?
+            .into_iter()
+            .partition(|r| r.top_ts > 0)
+    } else {
+        let mut args = Vec::from(args![i(owner)]);
+        let sql = session_list_sql(pinned, &mut args);
+        let top = c.all(&sql, &args, decode_session).await?;
+        let mut args = Vec::from(args![i(owner)]);
+        let sql = session_list_sql(page, &mut args);
+        (top, c.all(&sql, &args, decode_session).await?)
+    };
+    top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
+    page.sort.sort(&mut rest);
+    let talkers_present = if talkers.is_empty() {
+        Vec::new()
+    } else {
+        c.all(
+            &talkers_sql(talkers.len()),
+            &talkers_args(owner, talkers),
+            |r| r.u64("talker_id"),
+        )
+        .await?
+    };
+    Ok(FirstSessions {
+        pinned: top,
+        page: rest,
+        talkers_present,
+    })
+}
+
 /// See [`Store::pair_state`]: four point reads in one statement (one read transaction): each
 /// side's relation towards the other (kind 0), and each side's session of the pair (kind 1).
 /// UNION ALL, not OR: an OR of two keys deduplicates its rows through a temporary table.
@@ -1889,20 +1962,19 @@ impl Store for SqlStore {
         owner: u64,
         pinned: &SessionQuery,
         page: &SessionQuery,
-    ) -> Result<(Vec<SessionRow>, Vec<SessionRow>)> {
-        // One statement for both: the pinned sessions (top_ts > 0) and the page (top_ts = 0).
-        let mut args = Vec::from(args![i(owner)]);
-        let sql = format!(
-            "SELECT * FROM ({}) AS pinned UNION ALL SELECT * FROM ({}) AS page",
-            session_list_sql(pinned, &mut args),
-            session_list_sql(page, &mut args)
-        );
-        let rows = self.rows(&sql, args, decode_session).await?;
-        // A compound statement keeps no order of its own: each part is put back in its order.
-        let (mut top, mut rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.top_ts > 0);
-        top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
-        page.sort.sort(&mut rest);
-        Ok((top, rest))
+        talkers: &[u64],
+    ) -> Result<FirstSessions> {
+        match &self.readers {
+            Some(r) => r.with(|c| {
+                c.in_read_transaction(|c| {
+                    now_or_never(first_sessions_in(c, false, owner, pinned, page, talkers))?
+                })
+            }),
+            None => {
+                let mut c = self.read.acquire().await?;
+                first_sessions_in(&mut *c, true, owner, pinned, page, talkers).await
+            }
+        }
     }
 
     async fn any_session_since(&self, owner: u64, since: i64) -> Result<bool> {
@@ -1969,21 +2041,12 @@ impl Store for SqlStore {
         if talkers.is_empty() {
             return Ok(Vec::new());
         }
-        // One primary-key read per talker: no temporary table for an IN list, and on
-        // PostgreSQL no generic plan that scans every session of an owner with thousands.
-        let sql = (0..talkers.len())
-            .map(|k| {
-                format!(
-                    "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 \
-                     AND talker_id = ${} AND last_seqno > 0",
-                    k + 2
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let mut args = Vec::from(args![i(owner)]);
-        args.extend(talkers.iter().map(|t| Arg::I(i(*t))));
-        self.rows(&sql, args, |r| r.u64("talker_id")).await
+        self.rows(
+            &talkers_sql(talkers.len()),
+            talkers_args(owner, talkers),
+            |r| r.u64("talker_id"),
+        )
+        .await
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {

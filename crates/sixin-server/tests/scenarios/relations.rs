@@ -2186,6 +2186,20 @@ async fn system_accounts_in_session_lists(s: &Server) {
     let d7 = list(s, &u, 7, &[]).await;
     assert_eq!(talkers_of(&d7), sys);
     assert_eq!(d7["system_msg"], d["system_msg"]);
+    // A later page (read without the pinned sessions) and the fan-group list name them too.
+    let later = list(
+        s,
+        &u,
+        1,
+        &[("end_ts", d["session_list"][1]["session_ts"].to_string())],
+    )
+    .await;
+    assert_eq!(later["system_msg"], d["system_msg"]);
+    assert_eq!(
+        talkers_of(&later),
+        vec![SYS_CUSTOM, SYS_UP, SYS_NOTICE, SYS_LIVE, x.mid]
+    );
+    assert_eq!(list(s, &u, 3, &[]).await["system_msg"], d["system_msg"]);
     let mut followed = vec![friend.mid];
     followed.extend(&sys);
     assert_eq!(talkers(s, &u, 9, &[]).await, followed);
