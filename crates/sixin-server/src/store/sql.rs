@@ -721,15 +721,39 @@ fn sqlite_pragmas<'c>(
     })
 }
 
-const MSG_COLS: &str = "m.conv_id AS m_conv_id, m.seqno AS m_seqno, m.msg_key AS m_msg_key, \
-    m.sender_uid AS m_sender_uid, m.receiver_type AS m_receiver_type, m.receiver_id AS m_receiver_id, \
-    m.msg_type AS m_msg_type, m.content AS m_content, m.ts AS m_ts, m.at_uids AS m_at_uids, \
-    m.msg_status AS m_msg_status, m.sys_cancel AS m_sys_cancel, m.notify_code AS m_notify_code, \
-    m.new_face_version AS m_new_face_version, m.msg_source AS m_msg_source, m.visible_to AS m_visible_to";
+/// The columns of a message as the API shows it (`m` the message), decoded by [`decode_msg`].
+macro_rules! msg_view_cols {
+    () => {
+        "m.seqno AS m_seqno, m.msg_key AS m_msg_key, \
+         m.sender_uid AS m_sender_uid, m.receiver_type AS m_receiver_type, \
+         m.receiver_id AS m_receiver_id, m.msg_type AS m_msg_type, m.content AS m_content, \
+         m.ts AS m_ts, m.at_uids AS m_at_uids, m.msg_status AS m_msg_status, \
+         m.sys_cancel AS m_sys_cancel, m.notify_code AS m_notify_code, \
+         m.new_face_version AS m_new_face_version, m.msg_source AS m_msg_source"
+    };
+}
+const MSG_VIEW_COLS: &str = msg_view_cols!();
+/// A stored message's columns: the view and where it is kept (conversation, who may see it),
+/// decoded by [`decode_message`].
+const MSG_COLS: &str = concat!(
+    "m.conv_id AS m_conv_id, ",
+    msg_view_cols!(),
+    ", m.visible_to AS m_visible_to"
+);
 
 fn decode_message(row: &dyn Get) -> Result<Option<StoredMessage>> {
-    // Read in MSG_COLS order: a native row finds each column right after the previous one.
     let conv_id = row.opt_i64("m_conv_id")?;
+    let visible_to = row.opt_i64("m_visible_to")?.map(u);
+    Ok(decode_msg(row)?.map(|msg| StoredMessage {
+        conv_id: conv_id.unwrap_or_default(),
+        visible_to,
+        msg,
+    }))
+}
+
+/// A message of [`MSG_VIEW_COLS`]; None where a join found none.
+fn decode_msg(row: &dyn Get) -> Result<Option<sixin_proto::Message>> {
+    // Read in MSG_VIEW_COLS order: a native row finds each column right after the previous one.
     let Some(seqno) = row.opt_i64("m_seqno")? else {
         return Ok(None);
     };
@@ -746,32 +770,22 @@ fn decode_message(row: &dyn Get) -> Result<Option<StoredMessage>> {
     let notify_code = row.str("m_notify_code")?;
     let new_face_version = row.i64("m_new_face_version")? as u8;
     let msg_source = row.i64("m_msg_source")? as u32;
-    let visible_to = row.opt_i64("m_visible_to")?.map(u);
-    Ok(Some(StoredMessage {
-        conv_id: conv_id.unwrap_or_default(),
-        visible_to,
-        msg: sixin_proto::Message {
-            sender_uid,
-            receiver_type,
-            receiver_id,
-            msg_type,
-            content,
-            msg_seqno: u(seqno),
-            timestamp,
-            at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
-            msg_key,
-            msg_status,
-            sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0)
-                .then_some(true),
-            notify_code,
-            new_face_version: Some(new_face_version),
-            msg_source,
-        },
+    Ok(Some(sixin_proto::Message {
+        sender_uid,
+        receiver_type,
+        receiver_id,
+        msg_type,
+        content,
+        msg_seqno: u(seqno),
+        timestamp,
+        at_uids: at_uids.and_then(|s| serde_json::from_str(&s).ok()),
+        msg_key,
+        msg_status,
+        sys_cancel: (msg_type == sixin_proto::content::RECALL && sys_cancel != 0).then_some(true),
+        notify_code,
+        new_face_version: Some(new_face_version),
+        msg_source,
     }))
-}
-
-fn decode_msg(row: &dyn Get) -> Result<Option<sixin_proto::Message>> {
-    Ok(decode_message(row)?.map(|m| m.msg))
 }
 
 /// A member's view of a fan group (`gm` the membership, `c` the group's conversation): the
@@ -1140,7 +1154,7 @@ async fn insert_in<E: Exec>(
 /// query's own values, numbered after those already there.
 fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
     let mut sql = format!(
-        "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
+        "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
          AND s.last_seqno > 0 AND s.removed = 0",
         *SESSION_SELECT
     );
@@ -1891,7 +1905,7 @@ impl Store for SqlStore {
         w: Window,
     ) -> Result<Vec<sixin_proto::Message>> {
         let mut sql = format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
+            "SELECT {MSG_VIEW_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
              AND (m.visible_to IS NULL OR m.visible_to = $2)"
         );
         let mut n = 2;
@@ -1940,7 +1954,7 @@ impl Store for SqlStore {
         talker_id: u64,
     ) -> Result<Option<SessionRow>> {
         let sql = format!(
-            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3",
+            "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3",
             *SESSION_SELECT
         );
         self.row(
@@ -1997,7 +2011,7 @@ impl Store for SqlStore {
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
         let sql = format!(
-            "{}{MSG_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
+            "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
              ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3",
             *SESSION_SELECT
@@ -2542,7 +2556,7 @@ impl Store for SqlStore {
              g.state AS g_state, gm.joined_us, gm.left_seqno, \
              COALESCE((SELECT MAX(x.seqno) FROM group_mentions x WHERE x.group_id = g.group_id \
                AND x.mid = s.owner AND x.seqno > s.ack_seqno AND x.seqno <= {GROUP_VIEW_MAX}), 0) AS at_seqno, \
-             {MSG_COLS} \
+             {MSG_VIEW_COLS} \
              FROM sessions s JOIN groups g ON g.group_id = s.talker_id \
              JOIN conversations c ON c.id = g.conv_id \
              JOIN group_members gm ON gm.group_id = g.group_id AND gm.mid = s.owner \
