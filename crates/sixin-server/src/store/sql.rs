@@ -1206,6 +1206,42 @@ fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
     sql
 }
 
+/// The statement of [`Store::messages`] for a window of this shape (bits: a `begin`, an
+/// `end`, tips only, oldest first); its parameters are the conversation, the viewer, then
+/// `begin` and `end` where present, then the limit.
+fn messages_sql(shape: usize) -> String {
+    let (begin, end, tips_only, oldest_first) = (
+        shape & 1 != 0,
+        shape & 2 != 0,
+        shape & 4 != 0,
+        shape & 8 != 0,
+    );
+    let mut sql = format!(
+        "SELECT {MSG_VIEW_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
+         AND (m.visible_to IS NULL OR m.visible_to = $2)"
+    );
+    let mut n = 2;
+    if begin {
+        n += 1;
+        sql.push_str(&format!(" AND m.seqno > ${n}"));
+    }
+    if end {
+        n += 1;
+        sql.push_str(&format!(" AND m.seqno < ${n}"));
+    }
+    if tips_only {
+        sql.push_str(" AND m.msg_type = 18");
+    }
+    n += 1;
+    sql.push_str(if oldest_first {
+        " ORDER BY m.seqno ASC"
+    } else {
+        " ORDER BY m.seqno DESC"
+    });
+    sql.push_str(&format!(" LIMIT ${n}"));
+    sql
+}
+
 /// See [`Store::talkers_with_sessions`]: one primary-key read per talker (`$2`...), joined with
 /// `UNION ALL`: no temporary table for an IN list, and on PostgreSQL no generic plan that scans
 /// every session of an owner with thousands.
@@ -1904,29 +1940,14 @@ impl Store for SqlStore {
         viewer: u64,
         w: Window,
     ) -> Result<Vec<sixin_proto::Message>> {
-        let mut sql = format!(
-            "SELECT {MSG_VIEW_COLS} FROM messages m WHERE m.conv_id = $1 AND m.msg_status <> 2 \
-             AND (m.visible_to IS NULL OR m.visible_to = $2)"
-        );
-        let mut n = 2;
-        if w.begin.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND m.seqno > ${n}"));
-        }
-        if w.end.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND m.seqno < ${n}"));
-        }
-        if w.tips_only {
-            sql.push_str(" AND m.msg_type = 18");
-        }
-        n += 1;
-        sql.push_str(if w.oldest_first {
-            " ORDER BY m.seqno ASC"
-        } else {
-            " ORDER BY m.seqno DESC"
-        });
-        sql.push_str(&format!(" LIMIT ${n}"));
+        // One statement text per shape of window, built once.
+        static SQL: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| (0..16).map(messages_sql).collect());
+        let shape = usize::from(w.begin.is_some())
+            | usize::from(w.end.is_some()) << 1
+            | usize::from(w.tips_only) << 2
+            | usize::from(w.oldest_first) << 3;
+        let sql = &SQL[shape];
         let mut args = Vec::from(args![conv_id, i(viewer)]);
         if let Some(b) = w.begin {
             args.push(Arg::I(i(b.min(i64::MAX as u64))));
@@ -1936,7 +1957,7 @@ impl Store for SqlStore {
         }
         args.push(Arg::I(i64::from(w.limit)));
         let mut out: Vec<sixin_proto::Message> = self
-            .rows(&sql, args, decode_msg)
+            .rows(sql, args, decode_msg)
             .await?
             .into_iter()
             .flatten()
