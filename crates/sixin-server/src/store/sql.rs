@@ -1276,7 +1276,7 @@ async fn first_sessions_in<E: Exec>(
     page: &SessionQuery,
     talkers: &[u64],
 ) -> Result<FirstSessions> {
-    let (mut top, mut rest) = if one_statement {
+    let (top, rest) = if one_statement {
         let mut args = Vec::from(args![i(owner)]);
         let sql = format!(
             "SELECT * FROM ({}) AS pinned UNION ALL SELECT * FROM ({}) AS page",
@@ -1284,11 +1284,16 @@ async fn first_sessions_in<E: Exec>(
             session_list_sql(page, &mut args)
         );
         // A compound statement keeps no order of its own: each part is put back in its order.
-        c.all(&sql, &args, decode_session)
+        let (mut top, mut rest): (Vec<_>, Vec<_>) = c
+            .all(&sql, &args, decode_session)
             .await?
             .into_iter()
-            .partition(|r| r.top_ts > 0)
+            .partition(|r| r.top_ts > 0);
+        top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
+        page.sort.sort(&mut rest);
+        (top, rest)
     } else {
+        // Each statement answers in its own ORDER BY.
         let mut args = Vec::from(args![i(owner)]);
         let sql = session_list_sql(pinned, &mut args);
         let top = c.all(&sql, &args, decode_session).await?;
@@ -1296,8 +1301,6 @@ async fn first_sessions_in<E: Exec>(
         let sql = session_list_sql(page, &mut args);
         (top, c.all(&sql, &args, decode_session).await?)
     };
-    top.sort_by_key(|r| std::cmp::Reverse(r.top_ts));
-    page.sort.sort(&mut rest);
     let talkers_present = if talkers.is_empty() {
         Vec::new()
     } else {
