@@ -21,8 +21,11 @@ impl Params {
     }
 
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key: String = key.into();
-        self.0.push((key.trim().to_string(), value.into()));
+        let mut key: String = key.into();
+        if key.trim().len() != key.len() {
+            key = key.trim().to_string();
+        }
+        self.0.push((key, value.into()));
     }
 
     pub fn extend(&mut self, pairs: impl IntoIterator<Item = (String, String)>) {

@@ -28,6 +28,9 @@ use crate::domain::{Caller, DomainError, Service};
 
 pub type AppState = Arc<Service>;
 
+/// The media type of a multipart form, matched without regard to case.
+const MULTIPART: &str = "multipart/form-data";
+
 /// Largest request body accepted (a send is at most a few KB; multipart adds framing).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -110,19 +113,29 @@ pub(crate) fn error_response(e: &DomainError) -> Response {
 pub struct ApiReq {
     pub method: Method,
     pub params: Params,
-    cookies: Vec<(String, String)>,
+    /// The `Cookie` headers as sent, read by [`ApiReq::cookie`] (a request reads one or two
+    /// of its cookies, so they are not copied out one by one).
+    cookies: Vec<header::HeaderValue>,
 }
 
-pub(crate) fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
+/// The `name=value` pairs of `Cookie` header values, names and values trimmed (values also of
+/// their quotes).
+fn cookie_pairs<'a>(
+    values: impl IntoIterator<Item = &'a header::HeaderValue>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    values
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            Some((k.trim(), v.trim().trim_matches('"')))
         })
+}
+
+pub(crate) fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    cookie_pairs(headers.get_all(header::COOKIE))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
@@ -143,27 +156,31 @@ impl FromRequest<AppState> for ApiReq {
             r
         };
         let method = req.method().clone();
-        let cookies = parse_cookies(req.headers());
-        let content_type = req
+        let cookies: Vec<header::HeaderValue> = req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        let multipart = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let mut params = Params::parse_urlencoded(query.as_bytes()).map_err(|_| bad())?;
-        let query_pairs = params.pairs().to_vec();
+            .and_then(|v| v.as_bytes().get(..MULTIPART.len()))
+            .is_some_and(|t| t.eq_ignore_ascii_case(MULTIPART.as_bytes()));
+        let mut params = Params::parse_urlencoded(req.uri().query().unwrap_or("").as_bytes())
+            .map_err(|_| bad())?;
 
+        // Only the query string is signed: checked before the body's parameters join it.
         match state.config.wbi {
             WbiMode::Ignore => {}
             WbiMode::Verify if params.get("w_rid").is_none() => {}
             _ => state
-                .verify_wbi(&query_pairs)
+                .verify_wbi(params.pairs())
                 .map_err(|e| error_response(&e))?,
         }
 
         if method == Method::POST {
-            if content_type.starts_with("multipart/form-data") {
+            if multipart {
                 let mut mp = axum::extract::Multipart::from_request(req, state)
                     .await
                     .map_err(|_| bad_body())?;
@@ -197,10 +214,9 @@ impl FromRequest<AppState> for ApiReq {
 
 impl ApiReq {
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        cookie_pairs(&self.cookies)
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 
     /// The logged-in caller (-101 otherwise); for a POST also the CSRF check (-111).

@@ -1050,6 +1050,17 @@ fn multipart(fields: &[(&str, String)]) -> (String, String) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// A send with these headers and body; answers the JSON of its 200 answer.
+async fn post_send(s: &Server, headers: &[(&str, String)], body: String) -> Value {
+    let mut rb = s.http.post(s.url(SEND)).body(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, v);
+    }
+    let resp = rb.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
+}
+
 async fn send_accepts_multipart_query_and_odd_names(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
@@ -1058,18 +1069,22 @@ async fn send_accepts_multipart_query_and_odd_names(s: &Server) {
 
     // multipart/form-data.
     let (ct, body) = multipart(&form(&a, b.mid, 1, &text("multipart 你好")));
-    let resp = s
-        .http
-        .post(s.url(SEND))
-        .header("Cookie", a.cookie())
-        .header("Content-Type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let v: Value = resp.json().await.unwrap();
+    let v = post_send(s, &[("Cookie", a.cookie()), ("Content-Type", ct)], body).await;
     sent.push((ok(&v)["msg_key"].as_u64().unwrap(), text("multipart 你好")));
+
+    // The media type in another case, and the login cookie quoted, in the second of two
+    // `Cookie` headers.
+    let (ct, body) = multipart(&form(&a, b.mid, 1, &text("case")));
+    let headers = [
+        ("Cookie", "theme=dark; buvid3=x".to_string()),
+        ("Cookie", format!("SESSDATA=\"{}\"", a.sessdata)),
+        (
+            "Content-Type",
+            ct.replace("multipart/form-data", "Multipart/Form-Data"),
+        ),
+    ];
+    let v = post_send(s, &headers, body).await;
+    sent.push((ok(&v)["msg_key"].as_u64().unwrap(), text("case")));
 
     // Everything in the query string, empty body.
     let resp = s
