@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -118,25 +118,19 @@ pub struct ApiReq {
     cookies: Vec<header::HeaderValue>,
 }
 
-/// The `name=value` pairs of `Cookie` header values, names and values trimmed (values also of
-/// their quotes).
-fn cookie_pairs<'a>(
+/// The value of the cookie `name` in `Cookie` header values (the first of that name), name and
+/// value trimmed, the value also of its quotes.
+pub(crate) fn find_cookie<'a>(
     values: impl IntoIterator<Item = &'a header::HeaderValue>,
-) -> impl Iterator<Item = (&'a str, &'a str)> {
+    name: &str,
+) -> Option<&'a str> {
     values
         .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            Some((k.trim(), v.trim().trim_matches('"')))
-        })
-}
-
-pub(crate) fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
-    cookie_pairs(headers.get_all(header::COOKIE))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
 }
 
 impl FromRequest<AppState> for ApiReq {
@@ -214,9 +208,7 @@ impl FromRequest<AppState> for ApiReq {
 
 impl ApiReq {
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        cookie_pairs(&self.cookies)
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        find_cookie(&self.cookies, name)
     }
 
     /// The logged-in caller (-101 otherwise); for a POST also the CSRF check (-111).

@@ -2,7 +2,7 @@
 //! user cards.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -10,7 +10,7 @@ use sixin_proto::envelope::Data;
 use sixin_proto::params::parse_id_list;
 use sixin_proto::{ApiCode, Envelope, ImUserInfo, MyInfo, UserCard};
 
-use super::{error_response, json_response, parse_cookies, Api, ApiReq, AppState};
+use super::{error_response, find_cookie, json_response, Api, ApiReq, AppState};
 use crate::domain::DomainError;
 
 pub fn routes() -> Router<AppState> {
@@ -24,11 +24,7 @@ pub fn routes() -> Router<AppState> {
 /// `nav` hands out the WBI keys, so it is never itself subject to the WBI check (a client
 /// in `wbi = "require"` mode could not otherwise get the keys to sign with).
 async fn nav(State(svc): State<AppState>, headers: HeaderMap) -> Response {
-    let cookies = parse_cookies(&headers);
-    let sessdata = cookies
-        .iter()
-        .find(|(k, _)| k == "SESSDATA")
-        .map(|(_, v)| v.as_str());
+    let sessdata = find_cookie(headers.get_all(header::COOKIE), "SESSDATA");
     let caller = svc.authenticate(sessdata).await.ok();
     match svc.nav(caller.as_ref()).await {
         // Logged out, nav still answers with the WBI keys, under code -101.
