@@ -61,17 +61,16 @@ impl Service {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(DomainError::NotLoggedIn)?;
-        let decoded = percent_decode(raw);
-        let hash = sessdata_hash(&decoded);
-        let login = match self.logins.get(&hash) {
+        let login = match self.logins.get(raw) {
             Some(l) => l,
             None => {
+                let hash = sessdata_hash(&percent_decode(raw));
                 let l = self
                     .store
                     .login(&hash)
                     .await?
                     .ok_or(DomainError::NotLoggedIn)?;
-                self.logins.put(hash, l.clone());
+                self.logins.put(raw, hash, l.clone());
                 l
             }
         };

@@ -107,11 +107,19 @@ pub struct Service {
 /// Logins recently read from the store, so authenticating a request rarely costs a query.
 /// An entry lives a few seconds: a revocation made through another process sharing the
 /// database takes effect within that time (one made here, at once).
+///
+/// Entries are found by the cookie's value as sent, so a request whose login is cached
+/// neither decodes nor hashes it; each entry keeps the login's hash (what the store knows it
+/// by) for revocations.
 pub(crate) struct LoginCache {
-    entries: std::sync::RwLock<
-        std::collections::HashMap<String, (crate::store::Login, std::time::Instant)>,
-    >,
+    entries: std::sync::RwLock<std::collections::HashMap<String, CachedLogin>>,
     ttl: std::time::Duration,
+}
+
+struct CachedLogin {
+    hash: String,
+    login: crate::store::Login,
+    at: std::time::Instant,
 }
 
 impl LoginCache {
@@ -124,34 +132,38 @@ impl LoginCache {
         }
     }
 
-    pub(crate) fn get(&self, hash: &str) -> Option<crate::store::Login> {
+    /// The login of the cookie value `sent`, if cached and fresh.
+    pub(crate) fn get(&self, sent: &str) -> Option<crate::store::Login> {
         let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(l, _)| l.clone())
+        map.get(sent)
+            .filter(|e| e.at.elapsed() < self.ttl)
+            .map(|e| e.login.clone())
     }
 
-    pub(crate) fn put(&self, hash: String, login: crate::store::Login) {
+    /// Caches `login`, found by the hash `hash` of the cookie value `sent`.
+    pub(crate) fn put(&self, sent: &str, hash: String, login: crate::store::Login) {
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= Self::MAX_ENTRIES {
-            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            map.retain(|_, e| e.at.elapsed() < self.ttl);
             if map.len() >= Self::MAX_ENTRIES {
                 map.clear();
             }
         }
-        map.insert(hash, (login, std::time::Instant::now()));
+        let at = std::time::Instant::now();
+        map.insert(sent.to_string(), CachedLogin { hash, login, at });
     }
 
+    /// Forgets the login with the hash `hash`, under whichever cookie values it was cached.
     pub(crate) fn forget(&self, hash: &str) {
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(hash);
+            .retain(|_, e| e.hash != hash);
     }
 
     pub(crate) fn forget_mid(&self, mid: u64) {
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (l, _)| l.mid != mid);
+        map.retain(|_, e| e.login.mid != mid);
     }
 }
 

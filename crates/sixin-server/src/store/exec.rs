@@ -8,6 +8,7 @@
 
 use std::future::Future;
 
+use rusqlite::ffi;
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
@@ -203,122 +204,302 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// A SQLite connection used directly; its statements stay prepared.
+///
+/// Statements run through SQLite's C interface rather than rusqlite's rows: a page of
+/// messages or sessions reads hundreds of columns, and rusqlite's layers per column (the
+/// index check, the typed value, its `Result`) cost three times SQLite's own calls.
 pub(crate) struct Native {
+    /// Prepared statements by their text (hashed with FxHash: statements are a few hundred
+    /// bytes, and the hash is computed once per statement run). Declared before `conn`, so
+    /// they are finalized before the connection closes.
+    stmts: rustc_hash::FxHashMap<Box<str>, Stmt>,
     conn: rusqlite::Connection,
 }
 
-struct NativeRow<'a, 'r> {
-    row: &'a rusqlite::Row<'r>,
+// SAFETY: the statements belong to the connection and move with it; the connection is
+// opened without SQLite's mutexes, and `&mut self` gives one thread at a time.
+unsafe impl Send for Native {}
+
+/// Statements a connection keeps prepared; when full, the cache starts over.
+const MAX_STATEMENTS: usize = 256;
+
+/// One prepared statement.
+struct Stmt {
+    ptr: std::ptr::NonNull<ffi::sqlite3_stmt>,
+    /// For each parameter in order, the argument it takes: `$n` takes `args[n - 1]`.
+    params: Box<[usize]>,
+    /// The result columns' names.
+    names: Box<[Box<str>]>,
+}
+
+impl Drop for Stmt {
+    fn drop(&mut self) {
+        // SAFETY: the statement was prepared by this connection and is finalized once.
+        unsafe { ffi::sqlite3_finalize(self.ptr.as_ptr()) };
+    }
+}
+
+/// What SQLite says went wrong on `db`, after a call answered `rc`.
+fn sqlite_error(db: *mut ffi::sqlite3, rc: std::os::raw::c_int) -> StoreError {
+    // SAFETY: `db` is an open connection; its message stays valid until its next call.
+    let (code, msg) = unsafe {
+        let m = ffi::sqlite3_errmsg(db);
+        let msg = if m.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(m).to_string_lossy().into_owned()
+        };
+        (ffi::sqlite3_extended_errcode(db), msg)
+    };
+    if code == ffi::SQLITE_CONSTRAINT_UNIQUE || code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+        return StoreError::Conflict;
+    }
+    StoreError::Other(format!("sqlite: {msg} (code {rc})"))
+}
+
+impl Stmt {
+    fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt> {
+        let len = std::os::raw::c_int::try_from(sql.len())
+            .map_err(|_| StoreError::Other("statement too long".into()))?;
+        let mut ptr = std::ptr::null_mut();
+        let mut tail = std::ptr::null();
+        // SAFETY: `sql` is valid for `len` bytes; SQLite writes the two out-pointers.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                db,
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as std::os::raw::c_uint,
+                &mut ptr,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(sqlite_error(db, rc));
+        }
+        let ptr = std::ptr::NonNull::new(ptr)
+            .ok_or_else(|| StoreError::Other("empty statement".into()))?;
+        // From here on, dropping `stmt` finalizes it.
+        let mut stmt = Stmt {
+            ptr,
+            params: Box::default(),
+            names: Box::default(),
+        };
+        let used = (tail as usize).wrapping_sub(sql.as_ptr() as usize);
+        if sql.get(used..).is_some_and(|rest| !rest.trim().is_empty()) {
+            return Err(StoreError::Other(format!("more than one statement: {sql}")));
+        }
+        let p = stmt.ptr.as_ptr();
+        // SAFETY: `p` is a live statement; the names SQLite answers live as long as it.
+        unsafe {
+            let n = ffi::sqlite3_bind_parameter_count(p);
+            stmt.params = (1..=n)
+                .map(|idx| {
+                    let name = ffi::sqlite3_bind_parameter_name(p, idx);
+                    (!name.is_null())
+                        .then(|| std::ffi::CStr::from_ptr(name).to_str().ok())
+                        .flatten()
+                        .and_then(|name| name.strip_prefix('$'))
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|n| *n >= 1)
+                        .map(|n| n - 1)
+                        .ok_or_else(|| StoreError::Other(format!("parameter {idx} is not $n")))
+                })
+                .collect::<Result<_>>()?;
+            let n = ffi::sqlite3_column_count(p);
+            stmt.names = (0..n)
+                .map(|i| {
+                    let name = ffi::sqlite3_column_name(p, i);
+                    if name.is_null() {
+                        return Err(StoreError::Other("out of memory".into()));
+                    }
+                    Ok(std::ffi::CStr::from_ptr(name)
+                        .to_string_lossy()
+                        .into_owned()
+                        .into_boxed_str())
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(stmt)
+    }
+
+    /// Binds `args[n - 1]` to each parameter `$n`, wherever it appears.
+    fn bind(&mut self, db: *mut ffi::sqlite3, args: &[Arg]) -> Result<()> {
+        let p = self.ptr.as_ptr();
+        for (i, &a) in self.params.iter().enumerate() {
+            let arg = args
+                .get(a)
+                .ok_or_else(|| StoreError::Other(format!("no value for ${}", a + 1)))?;
+            let idx = i as std::os::raw::c_int + 1;
+            // SAFETY: `p` is live and `idx` one of its parameters; text is copied by SQLite
+            // (`SQLITE_TRANSIENT`).
+            let rc = unsafe {
+                match arg {
+                    Arg::I(v) | Arg::OI(Some(v)) => ffi::sqlite3_bind_int64(p, idx, *v),
+                    Arg::S(s) | Arg::OS(Some(s)) => ffi::sqlite3_bind_text64(
+                        p,
+                        idx,
+                        s.as_ptr().cast(),
+                        s.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as std::os::raw::c_uchar,
+                    ),
+                    Arg::OI(None) | Arg::OS(None) => ffi::sqlite3_bind_null(p, idx),
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(sqlite_error(db, rc));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A statement being stepped; reset when dropped, which ends its read of the database.
+struct Running<'a> {
+    stmt: &'a Stmt,
+    db: *mut ffi::sqlite3,
+}
+
+impl Running<'_> {
+    /// Steps to the next row: true when there is one.
+    fn step(&mut self) -> Result<bool> {
+        // SAFETY: the statement is live and bound.
+        match unsafe { ffi::sqlite3_step(self.stmt.ptr.as_ptr()) } {
+            ffi::SQLITE_ROW => Ok(true),
+            ffi::SQLITE_DONE => Ok(false),
+            rc => Err(sqlite_error(self.db, rc)),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the statement is live. An error it answers is the last step's, reported.
+        unsafe { ffi::sqlite3_reset(self.stmt.ptr.as_ptr()) };
+    }
+}
+
+struct NativeRow<'a> {
+    stmt: *mut ffi::sqlite3_stmt,
+    names: &'a [Box<str>],
     /// A statement's decoder asks for the same columns in the same order on every row. Its
     /// k-th request so far: the name asked for (its address and length: names are
     /// `'static`, so these never stand for two different names) and the column found. Learnt
-    /// on the first row; later rows skip comparing names.
-    learnt: &'a std::cell::RefCell<Vec<((usize, usize), usize)>>,
+    /// on the first row; later rows skip comparing names. A decoder asking more often than
+    /// there are slots finds its further columns by name every time.
+    learnt: &'a [std::cell::Cell<Learnt>],
     /// How many columns the decoder asked for so far on this row.
     asked: std::cell::Cell<usize>,
 }
 
-impl NativeRow<'_, '_> {
-    fn index(&self, col: &'static str) -> Result<usize> {
+/// A learnt column request: the name's address and length, and the column's index.
+#[derive(Clone, Copy, Default)]
+struct Learnt(usize, usize, std::os::raw::c_int);
+
+impl NativeRow<'_> {
+    fn index(&self, col: &'static str) -> Result<std::os::raw::c_int> {
         let k = self.asked.get();
         self.asked.set(k + 1);
-        let name = (col.as_ptr() as usize, col.len());
-        if let Some(&(n, i)) = self.learnt.borrow().get(k) {
-            if n == name {
+        let (addr, len) = (col.as_ptr() as usize, col.len());
+        let slot = self.learnt.get(k);
+        if let Some(Learnt(a, l, i)) = slot.map(std::cell::Cell::get) {
+            if a == addr && l == len {
                 return Ok(i);
             }
         }
-        let mut learnt = self.learnt.borrow_mut();
         // Decoders mostly read in SELECT order: look right after the previous request's column.
-        let st = self.row.as_ref();
-        let count = st.column_count();
+        let count = self.names.len();
         let start = k
             .checked_sub(1)
-            .and_then(|p| learnt.get(p))
-            .map_or(0, |&(_, i)| (i + 1) % count.max(1));
+            .and_then(|p| self.learnt.get(p))
+            .map_or(0, |c| (c.get().2 as usize + 1) % count.max(1));
         let i = (start..count)
             .chain(0..start)
-            .find(|i| st.column_name(*i).is_ok_and(|c| c == col))
-            .ok_or_else(|| StoreError::Other(format!("no column {col}")))?;
-        // Every earlier request of this row is learnt, so k is at most the length.
-        if k < learnt.len() {
-            learnt[k] = (name, i);
-        } else {
-            learnt.push((name, i));
+            .find(|i| &*self.names[*i] == col)
+            .ok_or_else(|| StoreError::Other(format!("no column {col}")))?
+            as std::os::raw::c_int;
+        if let Some(slot) = slot {
+            slot.set(Learnt(addr, len, i));
         }
         Ok(i)
     }
-}
 
-impl NativeRow<'_, '_> {
-    fn value(&self, col: &'static str) -> Result<rusqlite::types::ValueRef<'_>> {
-        Ok(self.row.get_ref(self.index(col)?)?)
+    /// The column's index and SQLite's type of its value.
+    fn typed(&self, col: &'static str) -> Result<(std::os::raw::c_int, std::os::raw::c_int)> {
+        let i = self.index(col)?;
+        // SAFETY: the statement is on a row and `i` is one of its columns.
+        Ok((i, unsafe { ffi::sqlite3_column_type(self.stmt, i) }))
     }
-}
 
-fn not_integer(col: &'static str, v: rusqlite::types::ValueRef<'_>) -> StoreError {
-    StoreError::Other(format!("column {col} is {}, not an integer", v.data_type()))
-}
+    fn integer(&self, i: std::os::raw::c_int) -> i64 {
+        // SAFETY: as in `typed`, for a column whose value is an integer.
+        unsafe { ffi::sqlite3_column_int64(self.stmt, i) }
+    }
 
-fn text(col: &'static str, v: rusqlite::types::ValueRef<'_>) -> Result<Option<String>> {
-    match v {
-        rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+    fn text(&self, col: &'static str) -> Result<Option<String>> {
+        let (i, t) = self.typed(col)?;
+        match t {
+            ffi::SQLITE_TEXT => {}
+            ffi::SQLITE_NULL => return Ok(None),
+            other => {
+                return Err(StoreError::Other(format!(
+                    "column {col} is {}, not text",
+                    type_name(other)
+                )))
+            }
+        }
+        // SAFETY: as in `typed`; the bytes stay valid until the next call on this column.
+        let bytes = unsafe {
+            let p = ffi::sqlite3_column_text(self.stmt, i);
+            let n = ffi::sqlite3_column_bytes(self.stmt, i);
+            if p.is_null() {
+                return Err(StoreError::Other(format!("column {col}: out of memory")));
+            }
+            std::slice::from_raw_parts(p, n.max(0) as usize)
+        };
+        std::str::from_utf8(bytes)
             .map(|t| Some(t.to_owned()))
-            .map_err(|e| StoreError::Other(format!("column {col}: {e}"))),
-        rusqlite::types::ValueRef::Null => Ok(None),
-        other => Err(StoreError::Other(format!(
-            "column {col} is {}, not text",
-            other.data_type()
-        ))),
+            .map_err(|e| StoreError::Other(format!("column {col}: {e}")))
     }
 }
 
-impl Get for NativeRow<'_, '_> {
-    // The value is matched by hand rather than through `Row::get`, and the non-NULL readers
-    // match it themselves rather than through the optional ones: a session row has dozens of
-    // columns, and each layer per column is a noticeable part of a list's CPU.
+/// The name of a SQLite value type, as errors give it.
+fn type_name(t: std::os::raw::c_int) -> &'static str {
+    match t {
+        ffi::SQLITE_INTEGER => "Integer",
+        ffi::SQLITE_FLOAT => "Real",
+        ffi::SQLITE_TEXT => "Text",
+        ffi::SQLITE_BLOB => "Blob",
+        _ => "Null",
+    }
+}
+
+fn not_integer(col: &'static str, t: std::os::raw::c_int) -> StoreError {
+    StoreError::Other(format!("column {col} is {}, not an integer", type_name(t)))
+}
+
+impl Get for NativeRow<'_> {
     fn opt_i64(&self, col: &'static str) -> Result<Option<i64>> {
-        match self.value(col)? {
-            rusqlite::types::ValueRef::Integer(v) => Ok(Some(v)),
-            rusqlite::types::ValueRef::Null => Ok(None),
-            other => Err(not_integer(col, other)),
+        match self.typed(col)? {
+            (i, ffi::SQLITE_INTEGER) => Ok(Some(self.integer(i))),
+            (_, ffi::SQLITE_NULL) => Ok(None),
+            (_, t) => Err(not_integer(col, t)),
         }
     }
     fn opt_str(&self, col: &'static str) -> Result<Option<String>> {
-        text(col, self.value(col)?)
+        self.text(col)
     }
     fn i64(&self, col: &'static str) -> Result<i64> {
-        match self.value(col)? {
-            rusqlite::types::ValueRef::Integer(v) => Ok(v),
-            rusqlite::types::ValueRef::Null => Err(null_column(col)),
-            other => Err(not_integer(col, other)),
+        match self.typed(col)? {
+            (i, ffi::SQLITE_INTEGER) => Ok(self.integer(i)),
+            (_, ffi::SQLITE_NULL) => Err(null_column(col)),
+            (_, t) => Err(not_integer(col, t)),
         }
     }
     fn str(&self, col: &'static str) -> Result<String> {
-        text(col, self.value(col)?)?.ok_or_else(|| null_column(col))
+        self.text(col)?.ok_or_else(|| null_column(col))
     }
-}
-
-/// Binds `args[n - 1]` to each parameter `$n` of the statement, wherever it appears.
-fn bind_native(st: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<()> {
-    for idx in 1..=st.parameter_count() {
-        let n = st
-            .parameter_name(idx)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| StoreError::Other(format!("parameter {idx} is not $n")))?;
-        let arg = args
-            .get(n - 1)
-            .ok_or_else(|| StoreError::Other(format!("no value for ${n}")))?;
-        match arg {
-            Arg::I(v) => st.raw_bind_parameter(idx, v)?,
-            Arg::S(s) => st.raw_bind_parameter(idx, s.as_str())?,
-            Arg::OI(v) => st.raw_bind_parameter(idx, v)?,
-            Arg::OS(v) => st.raw_bind_parameter(idx, v.as_deref())?,
-        }
-    }
-    Ok(())
 }
 
 impl Native {
@@ -330,8 +511,32 @@ impl Native {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(pragmas)?;
-        conn.set_prepared_statement_cache_capacity(256);
-        Ok(Native { conn })
+        Ok(Native {
+            stmts: rustc_hash::FxHashMap::default(),
+            conn,
+        })
+    }
+
+    fn db(&self) -> *mut ffi::sqlite3 {
+        // SAFETY: only used for SQLite calls on this connection while it is open.
+        unsafe { self.conn.handle() }
+    }
+
+    /// The statement `sql`, prepared once per connection, bound to `args` and ready to step.
+    fn start(&mut self, sql: &str, args: &[Arg]) -> Result<Running<'_>> {
+        let db = self.db();
+        if !self.stmts.contains_key(sql) {
+            if self.stmts.len() >= MAX_STATEMENTS {
+                self.stmts.clear();
+            }
+            self.stmts.insert(sql.into(), Stmt::prepare(db, sql)?);
+        }
+        let stmt = self
+            .stmts
+            .get_mut(sql)
+            .ok_or_else(|| StoreError::Other("statement cache".into()))?;
+        stmt.bind(db, args)?;
+        Ok(Running { stmt, db })
     }
 
     /// Runs `sql` and decodes every row.
@@ -341,14 +546,14 @@ impl Native {
         args: &[Arg],
         decode: Decode<T>,
     ) -> Result<Vec<T>> {
-        let mut st = self.conn.prepare_cached(sql)?;
-        bind_native(&mut st, args)?;
-        let learnt = std::cell::RefCell::new(Vec::with_capacity(st.column_count()));
-        let mut rows = st.raw_query();
+        let mut run = self.start(sql, args)?;
+        // Room for each column asked for twice.
+        let learnt = vec![std::cell::Cell::new(Learnt::default()); 2 * run.stmt.names.len()];
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
+        while run.step()? {
             out.push(decode(&NativeRow {
-                row,
+                stmt: run.stmt.ptr.as_ptr(),
+                names: &run.stmt.names,
                 learnt: &learnt,
                 asked: std::cell::Cell::new(0),
             })?);
@@ -356,16 +561,20 @@ impl Native {
         Ok(out)
     }
 
+    /// Runs a statement that returns no rows; answers the rows it changed.
     pub(crate) fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
-        let mut st = self.conn.prepare_cached(sql)?;
-        bind_native(&mut st, args)?;
-        Ok(st.raw_execute()? as u64)
+        let mut run = self.start(sql, args)?;
+        if run.step()? {
+            return Err(StoreError::Other(format!("statement returned rows: {sql}")));
+        }
+        drop(run);
+        // SAFETY: the connection is open.
+        Ok(unsafe { ffi::sqlite3_changes64(self.db()) } as u64)
     }
 
     /// Runs one statement without arguments or results (transaction control), kept prepared.
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
-        self.conn.prepare_cached(sql)?.raw_execute()?;
-        Ok(())
+        self.execute(sql, &[]).map(drop)
     }
 
     /// Runs `f` inside one read transaction: its statements see one snapshot, and the page
