@@ -11,6 +11,7 @@ pub mod code;
 pub mod content;
 pub mod emoji;
 pub mod envelope;
+pub mod json;
 pub mod params;
 pub mod types;
 pub mod wbi;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use sixin_proto::content::Content;
+use sixin_proto::json::WriteJson;
 use sixin_proto::*;
 
 fn examples_dir() -> PathBuf {
@@ -32,6 +33,28 @@ fn round_trip<T: DeserializeOwned + Serialize>(name: &str) {
     let typed: Envelope<T> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     let back = serde_json::to_value(&typed).unwrap();
     assert_eq!(back, original, "{name} lost something in a round trip");
+}
+
+/// The JSON sixin writes directly for pages of messages and sessions (`sixin_proto::json`) is
+/// what serde writes, byte for byte, for the documented examples.
+fn direct_json_is_serdes<T: DeserializeOwned + Serialize + WriteJson>(name: &str) {
+    let typed: Envelope<T> = serde_json::from_str(&read(name)).unwrap();
+    let mut direct = Vec::new();
+    typed.write_json(&mut direct).unwrap();
+    let serde = serde_json::to_vec(&typed).unwrap();
+    assert_eq!(
+        String::from_utf8(direct).unwrap(),
+        String::from_utf8(serde).unwrap(),
+        "{name}"
+    );
+}
+
+#[test]
+fn direct_json_of_documented_pages() {
+    direct_json_is_serdes::<SessionList>("response-get_sessions.json");
+    direct_json_is_serdes::<SessionList>("response-new_sessions.json");
+    direct_json_is_serdes::<Session>("response-session_detail.json");
+    direct_json_is_serdes::<MessagePage>("response-fetch_session_msgs.json");
 }
 
 #[test]

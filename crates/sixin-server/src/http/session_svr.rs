@@ -5,7 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sixin_proto::{Empty, GroupUnread};
 
-use super::{Api, ApiReq, AppState};
+use super::{Api, ApiReq, AppState, Page};
 use crate::domain::{DomainError, SessionsRequest, UnreadRequest};
 
 const BASE: &str = "/session_svr/v1/session_svr";
@@ -55,42 +55,48 @@ async fn my_group_unread(State(svc): State<AppState>, req: ApiReq) -> Api<GroupU
     .await)
 }
 
-async fn get_sessions(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_proto::SessionList> {
-    Api(async {
-        let caller = req.caller(&svc).await?;
-        let r = SessionsRequest {
-            session_type: req.small("session_type")?,
-            group_fold: req.flag("group_fold")?,
-            unfollow_fold: req.flag("unfollow_fold")?,
-            sort_rule: req.opt_i64("sort_rule")?.unwrap_or(0),
-            begin_ts: req.ts("begin_ts")?,
-            end_ts: req.ts("end_ts")?,
-            size: req.size("size", 20)?,
-            web: req.web(),
-        };
-        svc.get_sessions(&caller, r).await
-    }
-    .await)
+async fn get_sessions(State(svc): State<AppState>, req: ApiReq) -> Page<sixin_proto::SessionList> {
+    Page(
+        async {
+            let caller = req.caller(&svc).await?;
+            let r = SessionsRequest {
+                session_type: req.small("session_type")?,
+                group_fold: req.flag("group_fold")?,
+                unfollow_fold: req.flag("unfollow_fold")?,
+                sort_rule: req.opt_i64("sort_rule")?.unwrap_or(0),
+                begin_ts: req.ts("begin_ts")?,
+                end_ts: req.ts("end_ts")?,
+                size: req.size("size", 20)?,
+                web: req.web(),
+            };
+            svc.get_sessions(&caller, r).await
+        }
+        .await,
+    )
 }
 
-async fn new_sessions(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_proto::SessionList> {
-    Api(async {
-        let caller = req.caller(&svc).await?;
-        let begin = req.ts("begin_ts")?.unwrap_or(0);
-        svc.new_sessions(&caller, begin, req.size("size", 20)?, req.web())
-            .await
-    }
-    .await)
+async fn new_sessions(State(svc): State<AppState>, req: ApiReq) -> Page<sixin_proto::SessionList> {
+    Page(
+        async {
+            let caller = req.caller(&svc).await?;
+            let begin = req.ts("begin_ts")?.unwrap_or(0);
+            svc.new_sessions(&caller, begin, req.size("size", 20)?, req.web())
+                .await
+        }
+        .await,
+    )
 }
 
-async fn session_detail(State(svc): State<AppState>, req: ApiReq) -> Api<sixin_proto::Session> {
-    Api(async {
-        let caller = req.caller(&svc).await?;
-        let talker = req.u64("talker_id")?;
-        let st = req.small("session_type")?;
-        svc.session_detail(&caller, talker, st, req.web()).await
-    }
-    .await)
+async fn session_detail(State(svc): State<AppState>, req: ApiReq) -> Page<sixin_proto::Session> {
+    Page(
+        async {
+            let caller = req.caller(&svc).await?;
+            let talker = req.u64("talker_id")?;
+            let st = req.small("session_type")?;
+            svc.session_detail(&caller, talker, st, req.web()).await
+        }
+        .await,
+    )
 }
 
 async fn update_ack(State(svc): State<AppState>, req: ApiReq) -> Api<Empty> {
