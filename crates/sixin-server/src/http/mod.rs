@@ -112,7 +112,9 @@ impl<T: WriteJson> IntoResponse for Page<T> {
     fn into_response(self) -> Response {
         match self.0 {
             Ok(v) => {
-                let mut bytes = Vec::with_capacity(4096);
+                // A page of 20 sessions with their last messages is about 14 KB: room for it
+                // at once spares copying it twice while the buffer grows.
+                let mut bytes = Vec::with_capacity(16 * 1024);
                 let written = Envelope::ok(v).write_json(&mut bytes);
                 json_bytes(StatusCode::OK, written.map(|()| bytes))
             }

@@ -398,16 +398,24 @@ struct NativeRow<'a> {
 struct Learnt(usize, usize, std::os::raw::c_int);
 
 impl NativeRow<'_> {
+    /// The column the decoder's next request is for: on every row after the first, the
+    /// column learnt for this request on the first (inlined: it runs for every column read).
+    #[inline(always)]
     fn index(&self, col: &'static str) -> Result<std::os::raw::c_int> {
         let k = self.asked.get();
         self.asked.set(k + 1);
-        let (addr, len) = (col.as_ptr() as usize, col.len());
-        let slot = self.learnt.get(k);
-        if let Some(Learnt(a, l, i)) = slot.map(std::cell::Cell::get) {
-            if a == addr && l == len {
+        if let Some(Learnt(a, l, i)) = self.learnt.get(k).map(std::cell::Cell::get) {
+            if a == col.as_ptr() as usize && l == col.len() {
                 return Ok(i);
             }
         }
+        self.learn(k, col)
+    }
+
+    /// Finds the column named `col` for the decoder's k-th request and remembers it.
+    #[cold]
+    #[inline(never)]
+    fn learn(&self, k: usize, col: &'static str) -> Result<std::os::raw::c_int> {
         // Decoders mostly read in SELECT order: look right after the previous request's column.
         let count = self.names.len();
         let start = k
@@ -419,19 +427,21 @@ impl NativeRow<'_> {
             .find(|i| &*self.names[*i] == col)
             .ok_or_else(|| StoreError::Other(format!("no column {col}")))?
             as std::os::raw::c_int;
-        if let Some(slot) = slot {
-            slot.set(Learnt(addr, len, i));
+        if let Some(slot) = self.learnt.get(k) {
+            slot.set(Learnt(col.as_ptr() as usize, col.len(), i));
         }
         Ok(i)
     }
 
     /// The column's index and SQLite's type of its value.
+    #[inline(always)]
     fn typed(&self, col: &'static str) -> Result<(std::os::raw::c_int, std::os::raw::c_int)> {
         let i = self.index(col)?;
         // SAFETY: the statement is on a row and `i` is one of its columns.
         Ok((i, unsafe { ffi::sqlite3_column_type(self.stmt, i) }))
     }
 
+    #[inline(always)]
     fn integer(&self, i: std::os::raw::c_int) -> i64 {
         // SAFETY: as in `typed`, for a column whose value is an integer.
         unsafe { ffi::sqlite3_column_int64(self.stmt, i) }

@@ -1150,9 +1150,67 @@ async fn insert_in<E: Exec>(
     Ok((stored, written))
 }
 
+/// Statement texts by their shape, each built once: a shape is a handful of choices, so there
+/// are at most a few hundred, kept for the life of the process.
+struct StatementTexts(std::sync::RwLock<rustc_hash::FxHashMap<u64, &'static str>>);
+
+impl StatementTexts {
+    const fn new() -> Self {
+        StatementTexts(std::sync::RwLock::new(rustc_hash::FxHashMap::with_hasher(
+            rustc_hash::FxBuildHasher,
+        )))
+    }
+
+    /// The text of shape `key`, built by `build` the first time.
+    fn get(&self, key: u64, build: impl FnOnce() -> String) -> &'static str {
+        if let Some(sql) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return sql;
+        }
+        let mut texts = self.0.write().unwrap_or_else(|e| e.into_inner());
+        texts
+            .entry(key)
+            .or_insert_with(|| Box::leak(build().into_boxed_str()))
+    }
+}
+
+static SESSION_LIST_TEXTS: StatementTexts = StatementTexts::new();
+static TALKERS_TEXTS: StatementTexts = StatementTexts::new();
+
 /// The statement of one session list query; `args` holds `$1` (the owner) and gets the
 /// query's own values, numbered after those already there.
-fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
+fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> &'static str {
+    let first = args.len();
+    if !q.pinned {
+        args.extend(q.after.map(Arg::I));
+        args.extend(q.before.map(Arg::I));
+    }
+    args.push(Arg::I(i64::from(q.limit)));
+    let kind = match q.kind {
+        ListKind::Intercepted => 0,
+        ListKind::Users { followed, system } => {
+            let three = |v: Option<bool>| match v {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            };
+            1 + three(followed) * 3 + three(system)
+        }
+    };
+    let sort = match q.sort {
+        SortBy::SessionTs => 0,
+        SortBy::AckTs => 1,
+    };
+    let key = (first as u64) << 16
+        | kind << 4
+        | sort << 3
+        | u64::from(q.pinned) << 2
+        | u64::from(q.after.is_some()) << 1
+        | u64::from(q.before.is_some());
+    SESSION_LIST_TEXTS.get(key, || session_list_text(q, first))
+}
+
+/// The text of [`session_list_sql`], its own parameters numbered from `first + 1`.
+fn session_list_text(q: &SessionQuery, first: usize) -> String {
     let mut sql = format!(
         "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
          AND s.last_seqno > 0 AND s.removed = 0",
@@ -1183,25 +1241,22 @@ fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> String {
         SortBy::SessionTs => "s.session_ts",
         SortBy::AckTs => "s.ack_ts",
     };
-    let bind = |args: &mut Vec<Arg>, v: i64| {
-        args.push(Arg::I(v));
-        args.len()
-    };
+    let mut n = first;
     if q.pinned {
         sql.push_str(" AND s.top_ts > 0 ORDER BY s.top_ts DESC");
     } else {
         sql.push_str(" AND s.top_ts = 0");
-        if let Some(after) = q.after {
-            let n = bind(args, after);
+        if q.after.is_some() {
+            n += 1;
             sql.push_str(&format!(" AND {col} > ${n}"));
         }
-        if let Some(before) = q.before {
-            let n = bind(args, before);
+        if q.before.is_some() {
+            n += 1;
             sql.push_str(&format!(" AND {col} < ${n}"));
         }
         sql.push_str(&format!(" ORDER BY {col} DESC, s.talker_id DESC"));
     }
-    let n = bind(args, i64::from(q.limit));
+    n += 1;
     sql.push_str(&format!(" LIMIT ${n}"));
     sql
 }
@@ -1245,17 +1300,19 @@ fn messages_sql(shape: usize) -> String {
 /// See [`Store::talkers_with_sessions`]: one primary-key read per talker (`$2`...), joined with
 /// `UNION ALL`: no temporary table for an IN list, and on PostgreSQL no generic plan that scans
 /// every session of an owner with thousands.
-fn talkers_sql(n: usize) -> String {
-    (0..n)
-        .map(|k| {
-            format!(
-                "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 \
-                 AND talker_id = ${} AND last_seqno > 0",
-                k + 2
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+fn talkers_sql(n: usize) -> &'static str {
+    TALKERS_TEXTS.get(n as u64, || {
+        (0..n)
+            .map(|k| {
+                format!(
+                    "SELECT talker_id FROM sessions WHERE owner = $1 AND session_type = 1 \
+                     AND talker_id = ${} AND last_seqno > 0",
+                    k + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    })
 }
 
 fn talkers_args(owner: u64, talkers: &[u64]) -> Vec<Arg> {
@@ -1305,7 +1362,7 @@ async fn first_sessions_in<E: Exec>(
         Vec::new()
     } else {
         c.all(
-            &talkers_sql(talkers.len()),
+            talkers_sql(talkers.len()),
             &talkers_args(owner, talkers),
             |r| r.u64("talker_id"),
         )
@@ -2080,7 +2137,7 @@ impl Store for SqlStore {
             return Ok(Vec::new());
         }
         self.rows(
-            &talkers_sql(talkers.len()),
+            talkers_sql(talkers.len()),
             talkers_args(owner, talkers),
             |r| r.u64("talker_id"),
         )
