@@ -804,35 +804,31 @@ static SYSTEM_TALKER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     format!("s.talker_id IN ({})", mids.join(", "))
 });
 
-/// The talker's `system_msg_type` (0: not a system account), as a column.
-static TALKER_SYSTEM_TYPE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let arms: String = crate::domain::system::SYSTEM_ACCOUNTS
-        .iter()
-        .map(|a| format!(" WHEN {} THEN {}", i(a.mid), a.system_msg_type))
-        .collect();
-    format!("CAST(CASE s.talker_id{arms} ELSE 0 END AS BIGINT) AS talker_system_type")
-});
+/// The `system_msg_type` of a user session's talker (0: not a system account), known from its
+/// fixed mid without asking the database.
+fn talker_system_type(session_type: u8, talker_id: u64) -> u8 {
+    if session_type != 1 {
+        return 0;
+    }
+    crate::domain::system::by_mid(talker_id).map_or(0, |a| a.system_msg_type)
+}
 
-static SESSION_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, s.ack_seqno, \
-         s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, s.push_setting, \
-         s.removed, s.is_intercept, s.is_trust, s.conv_max AS max_seqno, \
-         COALESCE(r.follow, 0) AS follows, {}, \
-         s.manual_sent, s.biz_unread, s.official_unread, ",
-        *TALKER_SYSTEM_TYPE
-    )
-});
+const SESSION_SELECT: &str = "SELECT s.owner, s.session_type, s.talker_id, s.conv_id, \
+    s.ack_seqno, s.ack_ts, s.session_ts, s.last_seqno, s.unread_count, s.top_ts, s.is_dnd, \
+    s.push_setting, s.removed, s.is_intercept, s.is_trust, s.conv_max AS max_seqno, \
+    COALESCE(r.follow, 0) AS follows, s.manual_sent, s.biz_unread, s.official_unread, ";
 
 const SESSION_JOINS: &str = " FROM sessions s \
     LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
     LEFT JOIN messages m ON m.conv_id = s.conv_id AND m.seqno = s.last_seqno ";
 
 fn decode_session(row: &dyn Get) -> Result<SessionRow> {
+    let session_type = row.i64("session_type")? as u8;
+    let talker_id = row.u64("talker_id")?;
     Ok(SessionRow {
         owner: row.u64("owner")?,
-        session_type: row.i64("session_type")? as u8,
-        talker_id: row.u64("talker_id")?,
+        session_type,
+        talker_id,
         conv_id: row.opt_i64("conv_id")?,
         ack_seqno: row.u64("ack_seqno")?,
         ack_ts: row.i64("ack_ts")?,
@@ -847,7 +843,7 @@ fn decode_session(row: &dyn Get) -> Result<SessionRow> {
         is_trust: row.flag("is_trust")?,
         max_seqno: row.u64("max_seqno")?,
         follows: row.flag("follows")?,
-        talker_system_type: row.i64("talker_system_type")? as u8,
+        talker_system_type: talker_system_type(session_type, talker_id),
         manual_sent: row.u64("manual_sent")?,
         biz_unread: row.u64("biz_unread")?,
         official_unread: row.u64("official_unread")?,
@@ -1214,7 +1210,7 @@ fn session_list_text(q: &SessionQuery, first: usize) -> String {
     let mut sql = format!(
         "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
          AND s.last_seqno > 0 AND s.removed = 0",
-        *SESSION_SELECT
+        SESSION_SELECT
     );
     match q.kind {
         ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
@@ -2036,7 +2032,7 @@ impl Store for SqlStore {
     ) -> Result<Option<SessionRow>> {
         let sql = format!(
             "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3",
-            *SESSION_SELECT
+            SESSION_SELECT
         );
         self.row(
             &sql,
@@ -2095,7 +2091,7 @@ impl Store for SqlStore {
             "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
              AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
              ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3",
-            *SESSION_SELECT
+            SESSION_SELECT
         );
         self.rows(
             &sql,
@@ -2145,24 +2141,20 @@ impl Store for SqlStore {
     }
 
     async fn unread_rows(&self, owner: u64) -> Result<Vec<UnreadRow>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, s.push_setting, \
-                 COALESCE(r.follow, 0) AS follows, {}, s.is_intercept FROM sessions s \
-                 LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
-                 WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0",
-                *TALKER_SYSTEM_TYPE
-            )
-        });
-        self.rows(&SQL, args![i(owner)], |r| {
+        const SQL: &str = "SELECT s.talker_id, s.unread_count, s.biz_unread, s.official_unread, \
+            s.push_setting, COALESCE(r.follow, 0) AS follows, s.is_intercept FROM sessions s \
+            LEFT JOIN relations r ON r.mid = s.owner AND r.fid = s.talker_id \
+            WHERE s.owner = $1 AND s.unread_count > 0 AND s.session_type = 1 AND s.is_dnd = 0";
+        self.rows(SQL, args![i(owner)], |r| {
+            let talker_id = r.u64("talker_id")?;
             Ok(UnreadRow {
-                talker_id: r.u64("talker_id")?,
+                talker_id,
                 unread: r.u64("unread_count")?,
                 biz_unread: r.u64("biz_unread")?,
                 official_unread: r.u64("official_unread")?,
                 push_setting: r.i64("push_setting")? as u8,
                 follows: r.flag("follows")?,
-                talker_system_type: r.i64("talker_system_type")? as u8,
+                talker_system_type: talker_system_type(1, talker_id),
                 is_intercept: r.flag("is_intercept")?,
             })
         })
@@ -2631,7 +2623,7 @@ impl Store for SqlStore {
              AS unread_count, s.top_ts, s.is_dnd, s.push_setting, s.removed, \
              CAST(0 AS BIGINT) AS is_intercept, CAST(0 AS BIGINT) AS is_trust, \
              {GROUP_VIEW_MAX} AS max_seqno, CAST(0 AS BIGINT) AS follows, \
-             CAST(0 AS BIGINT) AS talker_system_type, CAST(0 AS BIGINT) AS manual_sent, \
+             CAST(0 AS BIGINT) AS manual_sent, \
              CAST(0 AS BIGINT) AS biz_unread, CAST(0 AS BIGINT) AS official_unread, \
              g.name AS g_name, g.cover AS g_cover, g.group_type AS g_type, \
              g.state AS g_state, gm.joined_us, gm.left_seqno, \
