@@ -13,11 +13,18 @@ impl Params {
     /// Parses an `application/x-www-form-urlencoded` text (a query string or a form body).
     /// Bracketed names stay literal; names are trimmed because some published examples send
     /// `msg[receiver_type] =1`.
-    pub fn parse_urlencoded(input: &[u8]) -> Result<Params, serde_urlencoded::de::Error> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(input)?;
+    pub fn parse_urlencoded(input: &[u8]) -> Params {
         let mut p = Params::new();
-        p.extend(pairs);
-        Ok(p)
+        p.append_urlencoded(input);
+        p
+    }
+
+    /// Adds the pairs of an `application/x-www-form-urlencoded` text after those already here
+    /// (a form body after the query string), each name and value copied once.
+    pub fn append_urlencoded(&mut self, input: &[u8]) {
+        for (k, v) in form_urlencoded::parse(input) {
+            self.push(k, v);
+        }
     }
 
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
@@ -96,8 +103,7 @@ mod tests {
     fn literal_bracket_names_and_last_wins() {
         let mut p = Params::parse_urlencoded(
             b"msg%5Bcontent%5D=%7B%22content%22%3A%22hi%22%7D&msg[receiver_type]+=1&a=1",
-        )
-        .unwrap();
+        );
         p.extend([("a".to_string(), "2".to_string())]);
         assert_eq!(p.get("msg[content]"), Some("{\"content\":\"hi\"}"));
         assert_eq!(p.get("msg[receiver_type]"), Some("1"));

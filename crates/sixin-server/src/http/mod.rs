@@ -188,8 +188,7 @@ impl FromRequest<AppState> for ApiReq {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.as_bytes().get(..MULTIPART.len()))
             .is_some_and(|t| t.eq_ignore_ascii_case(MULTIPART.as_bytes()));
-        let mut params = Params::parse_urlencoded(req.uri().query().unwrap_or("").as_bytes())
-            .map_err(|_| bad())?;
+        let mut params = Params::parse_urlencoded(req.uri().query().unwrap_or("").as_bytes());
 
         // Only the query string is signed: checked before the body's parameters join it.
         match state.config.wbi {
@@ -219,10 +218,7 @@ impl FromRequest<AppState> for ApiReq {
                 let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
                     .await
                     .map_err(|_| bad_body())?;
-                if !body.is_empty() {
-                    let form = Params::parse_urlencoded(&body).map_err(|_| bad())?;
-                    params.extend(form.pairs().iter().cloned());
-                }
+                params.append_urlencoded(&body);
             }
         }
         Ok(ApiReq {
