@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::Service;
-use crate::http::{router, AppState};
+use crate::http::AppState;
 use crate::ids::KeyGen;
 
 const NODE_LEASE_MS: i64 = 60_000;
@@ -115,18 +115,13 @@ pub async fn start_with(service: AppState, listen: &str) -> anyhow::Result<Runni
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let app = router(service.clone());
     let svc = service.clone();
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-                // Event streams never finish by themselves: they end now, like the rest of
-                // what is in flight.
-                svc.close_streams();
-            })
-            .await
-    });
+    let handle = tokio::spawn(crate::http::serve(listener, service.clone(), async move {
+        let _ = rx.await;
+        // Event streams never finish by themselves: they end now, like the rest of what is
+        // in flight.
+        svc.close_streams();
+    }));
     Ok(Running {
         addr,
         service,
