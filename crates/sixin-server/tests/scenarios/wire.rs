@@ -398,6 +398,24 @@ async fn cookie_forms_accepted(s: &Server) {
 }
 scenario!(cookie_forms_accepted);
 
+/// A login used with its cookie in two forms (as issued, and percent-encoded as browsers store
+/// it) ends for both when logged out with one.
+async fn logout_ends_the_login_in_every_cookie_form(s: &Server) {
+    let a = s.user("alice").await;
+    let encoded = format!("SESSDATA={}", a.sessdata.replace(',', "%2C"));
+    let unread = |cookie: String| async move {
+        let (st, text) = raw(s, Method::GET, SINGLE_UNREAD, &[("Cookie", cookie)], None).await;
+        assert_eq!(st, 200);
+        parse(&text)
+    };
+    ok(&unread(encoded.clone()).await);
+    ok(&s.get(&a, SINGLE_UNREAD, &[]).await);
+    assert_eq!(ok(&s.post(&a, "/sixin/v1/logout", &[]).await), &json!({}));
+    assert_err(&unread(encoded).await, -101, "账号未登录");
+    assert_err(&s.get(&a, SINGLE_UNREAD, &[]).await, -101, "账号未登录");
+}
+scenario!(logout_ends_the_login_in_every_cookie_form);
+
 async fn revoked_login_is_101(s: &Server) {
     let a = s.user("alice").await;
     let b = s.user("bob").await;
