@@ -35,12 +35,6 @@ impl Params {
         self.0.push((key, value.into()));
     }
 
-    pub fn extend(&mut self, pairs: impl IntoIterator<Item = (String, String)>) {
-        for (k, v) in pairs {
-            self.push(k, v);
-        }
-    }
-
     /// The value of `key`; when a name repeats, the last one wins (so the body overrides the
     /// query string).
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -104,7 +98,7 @@ mod tests {
         let mut p = Params::parse_urlencoded(
             b"msg%5Bcontent%5D=%7B%22content%22%3A%22hi%22%7D&msg[receiver_type]+=1&a=1",
         );
-        p.extend([("a".to_string(), "2".to_string())]);
+        p.push("a", "2");
         assert_eq!(p.get("msg[content]"), Some("{\"content\":\"hi\"}"));
         assert_eq!(p.get("msg[receiver_type]"), Some("1"));
         assert_eq!(p.get("a"), Some("2"));

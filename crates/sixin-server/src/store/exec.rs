@@ -189,13 +189,16 @@ pub(crate) async fn all_unprepared<T>(
     rows.iter().map(|r| decode(r)).collect()
 }
 
+/// Whether SQLite's extended result code says a row with that key exists already.
+fn is_conflict(extended_code: std::os::raw::c_int) -> bool {
+    extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+        || extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-            {
+            rusqlite::Error::SqliteFailure(f, _) if is_conflict(f.extended_code) => {
                 StoreError::Conflict
             }
             _ => StoreError::Other(format!("sqlite: {e}")),
@@ -251,7 +254,7 @@ fn sqlite_error(db: *mut ffi::sqlite3, rc: std::os::raw::c_int) -> StoreError {
         };
         (ffi::sqlite3_extended_errcode(db), msg)
     };
-    if code == ffi::SQLITE_CONSTRAINT_UNIQUE || code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+    if is_conflict(code) {
         return StoreError::Conflict;
     }
     StoreError::Other(format!("sqlite: {msg} (code {rc})"))
@@ -613,11 +616,11 @@ impl Native {
     /// without waiting for anyone. Answers how many frames the log holds and how many of them
     /// are now in the database file.
     pub(crate) fn checkpoint(&mut self) -> Result<(i64, i64)> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            })?)
+        self.query("PRAGMA wal_checkpoint(PASSIVE)", &[], |r| {
+            Ok((r.i64("log")?, r.i64("checkpointed")?))
+        })?
+        .pop()
+        .ok_or_else(|| StoreError::Other("wal_checkpoint answered no row".into()))
     }
 }
 

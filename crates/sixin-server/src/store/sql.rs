@@ -1170,6 +1170,7 @@ impl StatementTexts {
 }
 
 static SESSION_LIST_TEXTS: StatementTexts = StatementTexts::new();
+static MESSAGES_TEXTS: StatementTexts = StatementTexts::new();
 static TALKERS_TEXTS: StatementTexts = StatementTexts::new();
 
 /// The statement of one session list query; `args` holds `$1` (the owner) and gets the
@@ -1208,9 +1209,8 @@ fn session_list_sql(q: &SessionQuery, args: &mut Vec<Arg>) -> &'static str {
 /// The text of [`session_list_sql`], its own parameters numbered from `first + 1`.
 fn session_list_text(q: &SessionQuery, first: usize) -> String {
     let mut sql = format!(
-        "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 \
-         AND s.last_seqno > 0 AND s.removed = 0",
-        SESSION_SELECT
+        "{SESSION_SELECT}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 \
+         AND s.session_type = 1 AND s.last_seqno > 0 AND s.removed = 0"
     );
     match q.kind {
         ListKind::Intercepted => sql.push_str(" AND s.is_intercept = 1"),
@@ -1996,14 +1996,11 @@ impl Store for SqlStore {
         viewer: u64,
         w: Window,
     ) -> Result<Vec<sixin_proto::Message>> {
-        // One statement text per shape of window, built once.
-        static SQL: std::sync::LazyLock<Vec<String>> =
-            std::sync::LazyLock::new(|| (0..16).map(messages_sql).collect());
         let shape = usize::from(w.begin.is_some())
             | usize::from(w.end.is_some()) << 1
             | usize::from(w.tips_only) << 2
             | usize::from(w.oldest_first) << 3;
-        let sql = &SQL[shape];
+        let sql = MESSAGES_TEXTS.get(shape as u64, || messages_sql(shape));
         let mut args = Vec::from(args![conv_id, i(viewer)]);
         if let Some(b) = w.begin {
             args.push(Arg::I(i(b.min(i64::MAX as u64))));
@@ -2030,12 +2027,14 @@ impl Store for SqlStore {
         session_type: u8,
         talker_id: u64,
     ) -> Result<Option<SessionRow>> {
-        let sql = format!(
-            "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = $2 AND s.talker_id = $3",
-            SESSION_SELECT
-        );
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{SESSION_SELECT}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 \
+                 AND s.session_type = $2 AND s.talker_id = $3"
+            )
+        });
         self.row(
-            &sql,
+            &SQL,
             args![i(owner), i64::from(session_type), i(talker_id)],
             decode_session,
         )
@@ -2087,14 +2086,16 @@ impl Store for SqlStore {
     }
 
     async fn sessions_since(&self, owner: u64, since: i64, limit: u32) -> Result<Vec<SessionRow>> {
-        let sql = format!(
-            "{}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 AND s.session_type = 1 AND s.session_ts > $2 \
-             AND s.last_seqno > 0 AND s.removed = 0 AND s.is_intercept = 0 \
-             ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3",
-            SESSION_SELECT
-        );
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{SESSION_SELECT}{MSG_VIEW_COLS}{SESSION_JOINS} WHERE s.owner = $1 \
+                 AND s.session_type = 1 AND s.session_ts > $2 AND s.last_seqno > 0 \
+                 AND s.removed = 0 AND s.is_intercept = 0 \
+                 ORDER BY s.session_ts DESC, s.talker_id DESC LIMIT $3"
+            )
+        });
         self.rows(
-            &sql,
+            &SQL,
             args![i(owner), since, i64::from(limit)],
             decode_session,
         )
