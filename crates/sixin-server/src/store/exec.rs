@@ -518,16 +518,30 @@ impl Get for NativeRow<'_> {
 impl Native {
     /// Opens the database file (which must exist and be migrated) with the given pragmas.
     pub(crate) fn open(path: &str, pragmas: &str) -> Result<Native> {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        Native::open_with(path, pragmas, None)
+    }
+
+    /// [`Native::open`] through the named VFS (`None`: SQLite's default).
+    pub(crate) fn open_with(path: &str, pragmas: &str, vfs: Option<&str>) -> Result<Native> {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match vfs {
+            Some(vfs) => rusqlite::Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+            None => rusqlite::Connection::open_with_flags(path, flags)?,
+        };
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(pragmas)?;
         Ok(Native {
             stmts: rustc_hash::FxHashMap::default(),
             conn,
         })
+    }
+
+    /// The `pwrite`s this connection's write-ahead log has made through [`super::walvfs`]
+    /// (`None` when it was not opened through it, or has no log open).
+    #[cfg(test)]
+    pub(crate) fn log_writes(&self) -> Option<u64> {
+        super::walvfs::log_writes(self.db())
     }
 
     fn db(&self) -> *mut ffi::sqlite3 {

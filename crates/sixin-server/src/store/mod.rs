@@ -6,6 +6,7 @@
 
 mod exec;
 mod sql;
+mod walvfs;
 
 use async_trait::async_trait;
 

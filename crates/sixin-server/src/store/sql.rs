@@ -635,12 +635,14 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         // on 10 million messages it reads 6,300 pages a second from the file instead of 15,000
         // with 16 MB. Checkpoints are the checkpointer thread's (see run_checkpointer); the
         // writer's own is a backstop.
-        let native = Native::open(
+        // Its log frames reach the file in one write per commit (store/walvfs.rs).
+        let native = Native::open_with(
             path,
             &format!(
                 "PRAGMA synchronous = {sync}; PRAGMA cache_size = -65536; \
                  PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES};"
             ),
+            super::walvfs::register().then_some(super::walvfs::NAME_STR),
         )?;
         let checkpointer = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
         let rows_written: Arc<std::sync::atomic::AtomicU64> = Default::default();
