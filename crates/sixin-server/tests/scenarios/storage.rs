@@ -19,13 +19,13 @@ const IN_FLIGHT: usize = 32;
 /// Sends between two looks at the log's header.
 const ROUND: usize = 500;
 /// The server's RESTART_FRAMES: from this log length the checkpointer makes the log start over.
-const RESTART_FRAMES: u64 = 16_000;
+const RESTART_FRAMES: u64 = 64_000;
 /// Restarts to see: after the second, the file has been reused from its start once already, so
 /// its bounded length shows the log does not just keep growing.
 const RESTARTS: u32 = 2;
 /// Sends after which a log that did not start over often enough fails the test (instead of
 /// hanging).
-const MAX_SENDS: usize = 60_000;
+const MAX_SENDS: usize = 240_000;
 /// Pads each text so that messages fill pages faster.
 const PAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
