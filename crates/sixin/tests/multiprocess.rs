@@ -152,6 +152,26 @@ impl World {
         }
     }
 
+    /// `viewer`'s newest 200 messages with `talker` at the server at `base`, before seqno
+    /// `end` when given.
+    async fn fetch(&self, base: &str, viewer: &Login, talker: u64, end: Option<u64>) -> Value {
+        let mut url = format!(
+            "{base}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={talker}&session_type=1&size=200"
+        );
+        if let Some(end) = end {
+            url.push_str(&format!("&end_seqno={end}"));
+        }
+        self.http
+            .get(url)
+            .header("Cookie", format!("SESSDATA={}", viewer.sessdata))
+            .send()
+            .await
+            .expect("fetch")
+            .json()
+            .await
+            .expect("fetch JSON")
+    }
+
     async fn send(&self, node: &Node, from: &Login, to: &Login, text: &str) -> Value {
         self.try_send(&node.base, from, to, text)
             .await
@@ -431,19 +451,7 @@ async fn one_request_thread_serves_concurrent_sends_and_reads() {
     keys.dedup();
     assert_eq!(keys.len(), SENDS);
     // Every acknowledged message is there, in one gap-free run of seqnos.
-    let page: Value = w
-        .http
-        .get(format!(
-            "{}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={}&session_type=1&size=200",
-            node.base, a.mid
-        ))
-        .header("Cookie", format!("SESSDATA={}", b.sessdata))
-        .send()
-        .await
-        .expect("fetch")
-        .json()
-        .await
-        .expect("fetch JSON");
+    let page = w.fetch(&node.base, b, a.mid, None).await;
     assert_code(&page, 0, "0");
     let msgs = page["data"]["messages"].as_array().expect("messages");
     assert_eq!(msgs.len(), SENDS, "{page}");
@@ -534,23 +542,7 @@ async fn acknowledged_sends_survive_a_killed_process() {
         let mut seqnos = Vec::new();
         let mut end = None;
         loop {
-            let mut url = format!(
-                "{}/svr_sync/v1/svr_sync/fetch_session_msgs?talker_id={}&session_type=1&size=200",
-                node.base, a.mid
-            );
-            if let Some(end) = end {
-                url.push_str(&format!("&end_seqno={end}"));
-            }
-            let page: Value = w
-                .http
-                .get(url)
-                .header("Cookie", format!("SESSDATA={}", b.sessdata))
-                .send()
-                .await
-                .expect("fetch")
-                .json()
-                .await
-                .expect("fetch JSON");
+            let page = w.fetch(&node.base, b, a.mid, end).await;
             assert_code(&page, 0, "0");
             for m in page["data"]["messages"].as_array().into_iter().flatten() {
                 stored.insert(m["msg_key"].as_u64().expect("msg_key"));
