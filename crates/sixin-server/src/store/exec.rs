@@ -521,8 +521,22 @@ impl Native {
         Native::open_with(path, pragmas, None)
     }
 
+    /// [`Native::open`] with its write-ahead log written through [`super::walvfs`] (a
+    /// commit's frames gathered into few writes), and the cache never spilled to the log
+    /// before a commit, which the VFS relies on: every gathered frame then belongs to the
+    /// commit whose header writes it. Falls back to [`Native::open`] if the VFS cannot be
+    /// registered.
+    pub(crate) fn open_gathering(path: &str, pragmas: &str) -> Result<Native> {
+        if !super::walvfs::register() {
+            return Native::open(path, pragmas);
+        }
+        let conn = Native::open_with(path, pragmas, Some(super::walvfs::NAME_STR))?;
+        conn.conn.execute_batch("PRAGMA cache_spill = OFF;")?;
+        Ok(conn)
+    }
+
     /// [`Native::open`] through the named VFS (`None`: SQLite's default).
-    pub(crate) fn open_with(path: &str, pragmas: &str, vfs: Option<&str>) -> Result<Native> {
+    fn open_with(path: &str, pragmas: &str, vfs: Option<&str>) -> Result<Native> {
         let flags =
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = match vfs {
@@ -542,6 +556,12 @@ impl Native {
     #[cfg(test)]
     pub(crate) fn log_writes(&self) -> Option<u64> {
         super::walvfs::log_writes(self.db())
+    }
+
+    /// The connection's handle (unit tests: file controls).
+    #[cfg(test)]
+    pub(crate) fn handle(&self) -> *mut ffi::sqlite3 {
+        self.db()
     }
 
     fn db(&self) -> *mut ffi::sqlite3 {

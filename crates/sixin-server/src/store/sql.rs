@@ -643,13 +643,12 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>> {
         // with 16 MB. Checkpoints are the checkpointer thread's (see run_checkpointer); the
         // writer's own is a backstop.
         // Its log frames reach the file in one write per commit (store/walvfs.rs).
-        let native = Native::open_with(
+        let native = Native::open_gathering(
             path,
             &format!(
                 "PRAGMA synchronous = {sync}; PRAGMA cache_size = -65536; \
                  PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES};"
             ),
-            super::walvfs::register().then_some(super::walvfs::NAME_STR),
         )?;
         let checkpointer = Native::open(path, &format!("PRAGMA synchronous = {sync};"))?;
         let rows_written: Arc<std::sync::atomic::AtomicU64> = Default::default();
