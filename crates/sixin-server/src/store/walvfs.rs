@@ -371,6 +371,18 @@ mod tests {
         assert!(!is_commit_header(&h[..20]));
     }
 
+    /// Sets an integer file control of the main database of connection `db`.
+    unsafe fn set_int(db: *mut ffi::sqlite3, op: std::ffi::c_int, value: std::ffi::c_int) {
+        let mut v = value;
+        let rc = ffi::sqlite3_file_control(
+            db,
+            c"main".as_ptr(),
+            op,
+            (&mut v as *mut std::ffi::c_int).cast(),
+        );
+        assert_eq!(rc, ffi::SQLITE_OK);
+    }
+
     /// A WAL database with table `t`, a writer through the VFS (with `pragmas`) and a reader
     /// through SQLite's default VFS.
     fn pair(tag: &str, pragmas: &str) -> (Native, Native, std::path::PathBuf) {
@@ -386,17 +398,8 @@ mod tests {
         let dir = scratch_dir(tag);
         let path = dir.join("t.db");
         let setup = rusqlite::Connection::open(&path).unwrap();
-        let mut n = reserved;
-        // SAFETY: a file control on an open connection, before the database is written.
-        let rc = unsafe {
-            ffi::sqlite3_file_control(
-                setup.handle(),
-                c"main".as_ptr(),
-                ffi::SQLITE_FCNTL_RESERVE_BYTES,
-                (&mut n as *mut std::ffi::c_int).cast(),
-            )
-        };
-        assert_eq!(rc, ffi::SQLITE_OK);
+        // SAFETY: the handle of an open connection, before the database is written.
+        unsafe { set_int(setup.handle(), ffi::SQLITE_FCNTL_RESERVE_BYTES, reserved) };
         setup
             .execute_batch(
                 "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; \
@@ -539,17 +542,8 @@ mod tests {
         // after the sync, which look like a frame header, is written straight to the file by
         // the rule for the first write after a sync; this run is not known to produce it.)
         let (mut w, mut r, dir) = pair_reserving("walvfs-padded", "PRAGMA synchronous = FULL;", 24);
-        let mut off: std::ffi::c_int = 0;
-        // SAFETY: a file control on the open connection, before its log is opened.
-        let rc = unsafe {
-            ffi::sqlite3_file_control(
-                w.handle(),
-                c"main".as_ptr(),
-                ffi::SQLITE_FCNTL_POWERSAFE_OVERWRITE,
-                (&mut off as *mut std::ffi::c_int).cast(),
-            )
-        };
-        assert_eq!(rc, ffi::SQLITE_OK);
+        // SAFETY: the handle of the open connection, before its log is opened.
+        unsafe { set_int(w.handle(), ffi::SQLITE_FCNTL_POWERSAFE_OVERWRITE, 0) };
         for k in 0..1500i64 {
             w.batch("BEGIN IMMEDIATE").unwrap();
             insert(&mut w, k, 1, (k % 37) as usize + 1);
