@@ -441,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_of_many_pages_is_two_writes_and_every_reader_sees_it_at_once() {
+    fn a_commit_of_many_pages_is_a_few_writes_and_every_reader_sees_it_at_once() {
         // As the server's writer with `durability = "process"`: no sync at a commit.
         let (mut w, mut r, dir) = pair("walvfs-commit", "PRAGMA synchronous = NORMAL;");
         // The first commit also writes the log's header.
