@@ -1357,10 +1357,10 @@ async fn first_sessions_in<E: Exec>(
         // Each statement answers in its own ORDER BY.
         let mut args = Vec::from(args![i(owner)]);
         let sql = session_list_sql(pinned, &mut args);
-        let top = c.all(&sql, &args, decode_session).await?;
+        let top = c.all(sql, &args, decode_session).await?;
         let mut args = Vec::from(args![i(owner)]);
         let sql = session_list_sql(page, &mut args);
-        (top, c.all(&sql, &args, decode_session).await?)
+        (top, c.all(sql, &args, decode_session).await?)
     };
     let talkers_present = if talkers.is_empty() {
         Vec::new()
@@ -2052,7 +2052,7 @@ impl Store for SqlStore {
     async fn sessions(&self, owner: u64, q: &SessionQuery) -> Result<Vec<SessionRow>> {
         let mut args = Vec::from(args![i(owner)]);
         let sql = session_list_sql(q, &mut args);
-        self.rows(&sql, args, decode_session).await
+        self.rows(sql, args, decode_session).await
     }
 
     async fn first_sessions(
