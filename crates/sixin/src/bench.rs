@@ -134,6 +134,7 @@ async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
         .context("opening the bench database")?;
     if store.user_count().await? > 0 {
         if args.reuse {
+            check_seeded_shape(store.as_ref(), args).await?;
             eprintln!("# reusing the seeded database {}", args.database);
             return Ok(0.0);
         }
@@ -177,6 +178,43 @@ async fn seed(args: &BenchArgs, config: &Config) -> anyhow::Result<f64> {
     // A real database has statistics; a freshly bulk-loaded one needs them before planning.
     store.analyze().await?;
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// With `--reuse`, the workloads take their users and conversations from the flags, so the
+/// flags must describe what the database holds: a database seeded with `--sessions 10000`
+/// reused with the default of 1,000 would send to a tenth of the hub's peers. Checked through
+/// the seeded pairs at the edges: the hub's last peer and the one after it, the last pair of
+/// peers and the one after it.
+async fn check_seeded_shape(
+    store: &dyn sixin_server::store::Store,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let pairs = conversation_pairs(args);
+    let hub_sessions = args.sessions.min(args.conversations);
+    let mut expected = vec![
+        (HUB, HUB + hub_sessions, true),
+        (HUB, HUB + hub_sessions + 1, false),
+    ];
+    if let Some(&(a, b)) = pairs.last().filter(|(a, _)| *a != HUB) {
+        expected.push((a, b, true));
+        expected.push((b + 1, b + 2, false));
+    }
+    for (owner, talker, seeded) in expected {
+        let found = !store
+            .talkers_with_sessions(owner, &[talker])
+            .await?
+            .is_empty();
+        if found != seeded {
+            bail!(
+                "{} was seeded with other --conversations or --sessions than {} and {}: \
+                 pass the values it was seeded with",
+                args.database,
+                args.conversations,
+                args.sessions
+            );
+        }
+    }
+    Ok(())
 }
 
 struct Child(std::process::Child);

@@ -103,3 +103,72 @@ fn small_bench_run_reports_every_workload() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--reuse` takes the workloads' users from the flags, so it refuses flags that do not
+/// describe the seeded database, and runs with the ones that do.
+#[test]
+fn reuse_refuses_another_shape() {
+    let dir = std::env::temp_dir().join(format!("sixin-bench-reuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}/bench.db", dir.display());
+    let run = |extra: &[&str], sessions: &str, conversations: &str| {
+        let mut args = vec![
+            "bench",
+            "--database",
+            &db,
+            "--messages",
+            "600",
+            "--conversations",
+            conversations,
+            "--sessions",
+            sessions,
+            "--seconds",
+            "0.2",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "2",
+            "--group-members",
+            "0",
+            "--workloads",
+            "send_msg",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_sixin"))
+            .args(&args)
+            .env("SIXIN_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let seeded = run(&[], "20", "30");
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    for (sessions, conversations) in [("10", "30"), ("30", "30"), ("20", "29"), ("20", "31")] {
+        let out = run(&["--reuse"], sessions, conversations);
+        assert!(!out.status.success(), "{sessions} {conversations}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{db} was seeded with other --conversations or --sessions than \
+                 {conversations} and {sessions}: pass the values it was seeded with"
+            )),
+            "{err}"
+        );
+    }
+    let reused = run(&["--reuse"], "20", "30");
+    assert!(
+        reused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reused.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&reused.stderr).contains("# reusing the seeded database"),
+        "{}",
+        String::from_utf8_lossy(&reused.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
