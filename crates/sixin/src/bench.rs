@@ -190,11 +190,12 @@ async fn check_seeded_shape(
     args: &BenchArgs,
 ) -> anyhow::Result<()> {
     let pairs = conversation_pairs(args);
-    let hub_sessions = args.sessions.min(args.conversations);
-    let mut expected = vec![
-        (HUB, HUB + hub_sessions, true),
-        (HUB, HUB + hub_sessions + 1, false),
-    ];
+    let hub_last = pairs.iter().take_while(|(a, _)| *a == HUB).last();
+    let mut expected = Vec::new();
+    if let Some(&(hub, peer)) = hub_last {
+        expected.push((hub, peer, true));
+        expected.push((hub, peer + 1, false));
+    }
     if let Some(&(a, b)) = pairs.last().filter(|(a, _)| *a != HUB) {
         expected.push((a, b, true));
         expected.push((b + 1, b + 2, false));
