@@ -123,6 +123,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("sixin-writer".into())
             .spawn(move || {
+                raise_writer_priority();
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -162,6 +163,39 @@ impl Writer {
         answer
             .await
             .unwrap_or_else(|_| Err(StoreError::Other("the writer stopped".into())))
+    }
+}
+
+/// The nice value the writer thread asks for (Linux; the process's other threads keep theirs).
+///
+/// Every send waits for the writer's commit, so while the writer is off its core, every send
+/// in flight waits. At the normal priority the scheduler often hands its core to a request
+/// thread it has just woken (an answer of the batch) or to the load's own threads; at -10 it
+/// keeps the core until its batch is done. Three alternating rounds of sends on 10 million
+/// messages: 11,658 sends/s on average against 10,281, p99 11.6–13.2 ms against 13.2–17.8
+/// (docs/benchmarks.md).
+const WRITER_NICE: i32 = -10;
+
+/// Asks for [`WRITER_NICE`] for the calling thread. Raising a priority needs `CAP_SYS_NICE`
+/// (or an `RLIMIT_NICE` that allows it); without it the writer runs at the process's
+/// priority, which is only slower.
+fn raise_writer_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours; on
+        // Linux a PRIO_PROCESS priority with a thread id is that thread's own.
+        let done = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE) == 0
+        };
+        if done {
+            tracing::debug!(nice = WRITER_NICE, "the writer thread runs at a raised priority");
+        } else {
+            tracing::info!(
+                error = %std::io::Error::last_os_error(),
+                "the writer thread runs at the process's priority (raising it needs CAP_SYS_NICE)"
+            );
+        }
     }
 }
 
