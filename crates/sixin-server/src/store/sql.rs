@@ -2959,4 +2959,54 @@ mod tests {
         assert_eq!(page_size(&old), 4096);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The nice value of this process's thread named `name`, once there is one.
+    #[cfg(target_os = "linux")]
+    fn thread_nice(name: &str) -> Option<i64> {
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // After the parenthesized name: state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            return rest.split(' ').nth(16)?.parse().ok();
+        }
+        None
+    }
+
+    /// The writer thread runs at WRITER_NICE whenever the process may raise a thread's
+    /// priority, and at the process's own otherwise; the other threads keep theirs.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_writer_thread_asks_for_a_raised_priority() {
+        // Whether a thread of this process may take WRITER_NICE: asked by a thread of its own.
+        let may_raise = std::thread::spawn(|| unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, WRITER_NICE) == 0
+        })
+        .join()
+        .unwrap();
+
+        let dir = crate::store::exec::scratch_dir("writernice");
+        let store = open(&Config {
+            database: format!("sqlite://{}", dir.join("nice.db").display()),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let process_nice = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
+        let expected = if may_raise { i64::from(WRITER_NICE) } else { process_nice };
+        // The writer asks first thing once started: wait for it (5 s at most).
+        let since = std::time::Instant::now();
+        while thread_nice("sixin-writer") != Some(expected)
+            && since.elapsed() < std::time::Duration::from_secs(5)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(thread_nice("sixin-writer"), Some(expected));
+        assert_eq!(thread_nice("sixin-checkpoin"), Some(process_nice));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
