@@ -171,31 +171,39 @@ impl Writer {
 /// Every send waits for the writer's commit, so while the writer is off its core, every send
 /// in flight waits. At the normal priority the scheduler often hands its core to a request
 /// thread it has just woken (an answer of the batch) or to the load's own threads; at -10 it
-/// keeps the core until its batch is done. Three alternating rounds of sends on 10 million
-/// messages: 11,658 sends/s on average against 10,281, p99 11.6–13.2 ms against 13.2–17.8
-/// (docs/benchmarks.md).
+/// keeps the core until its batch is done. On 10 million messages: the cores idle 10–12% of
+/// a send round instead of 14–16%, and about 5% more sends against the host's speed over
+/// seven alternating pairs of rounds (13% in three with the old binary reniced from outside;
+/// docs/benchmarks.md).
 const WRITER_NICE: i32 = -10;
 
-/// Asks for [`WRITER_NICE`] for the calling thread. Raising a priority needs `CAP_SYS_NICE`
-/// (or an `RLIMIT_NICE` that allows it); without it the writer runs at the process's
-/// priority, which is only slower.
+/// Sets the calling thread's nice value (Linux, where a `PRIO_PROCESS` priority given a thread
+/// id is that thread's own). Lowering it below the process's needs `CAP_SYS_NICE` or an
+/// `RLIMIT_NICE` that allows it.
+#[cfg(target_os = "linux")]
+fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Asks for [`WRITER_NICE`] for the calling thread; without the right to it the writer runs
+/// at the process's priority, which is only slower.
 fn raise_writer_priority() {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours; on
-        // Linux a PRIO_PROCESS priority with a thread id is that thread's own.
-        let done = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE) == 0
-        };
-        if done {
-            tracing::debug!(nice = WRITER_NICE, "the writer thread runs at a raised priority");
-        } else {
-            tracing::info!(
-                error = %std::io::Error::last_os_error(),
-                "the writer thread runs at the process's priority (raising it needs CAP_SYS_NICE)"
-            );
-        }
+    match set_thread_nice(WRITER_NICE) {
+        Ok(()) => tracing::debug!(
+            nice = WRITER_NICE,
+            "the writer thread runs at a raised priority"
+        ),
+        Err(error) => tracing::info!(
+            %error,
+            "the writer thread runs at the process's priority (raising it needs CAP_SYS_NICE)"
+        ),
     }
 }
 
@@ -2982,11 +2990,9 @@ mod tests {
     #[tokio::test]
     async fn the_writer_thread_asks_for_a_raised_priority() {
         // Whether a thread of this process may take WRITER_NICE: asked by a thread of its own.
-        let may_raise = std::thread::spawn(|| unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, WRITER_NICE) == 0
-        })
-        .join()
-        .unwrap();
+        let may_raise = std::thread::spawn(|| set_thread_nice(WRITER_NICE).is_ok())
+            .join()
+            .unwrap();
 
         let dir = crate::store::exec::scratch_dir("writernice");
         let store = open(&Config {
@@ -2996,7 +3002,11 @@ mod tests {
         .await
         .unwrap();
         let process_nice = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
-        let expected = if may_raise { i64::from(WRITER_NICE) } else { process_nice };
+        let expected = if may_raise {
+            i64::from(WRITER_NICE)
+        } else {
+            process_nice
+        };
         // The writer asks first thing once started: wait for it (5 s at most).
         let since = std::time::Instant::now();
         while thread_nice("sixin-writer") != Some(expected)
